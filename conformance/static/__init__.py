@@ -1,0 +1,24 @@
+"""Static checks: each module registers its checks with conformance.registry on import."""
+
+from __future__ import annotations
+
+import functools
+
+
+def wraps_missing(func):
+    """Let a check say `ctx.need(kind, key)` and report a missing object as its finding."""
+    from conformance.gate import _Missing
+
+    @functools.wraps(func)
+    def wrapper(ctx):
+        try:
+            return list(func(ctx) or [])
+        except _Missing as exc:
+            return [exc.finding]
+    return wrapper
+
+
+def load_all() -> None:
+    from conformance.static import (  # noqa: F401
+        documents, figures, k8s_schema, postgresql_conf, references, scripts, security,
+    )

@@ -1,0 +1,121 @@
+"""python -m conformance check | run | schema-configmap
+
+Exit codes: 0 all checks pass, 1 a check failed, 2 the input or the environment cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from conformance.errors import EnvironmentProblem, InputError
+from conformance.report import FORMATS, render
+from conformance.results import Status
+
+
+def _default_manifests() -> Path:
+    return Path("manifests")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifests", type=Path, default=_default_manifests(),
+                        help="directory of the manifests (default: manifests)")
+    parser.add_argument("--sql", type=Path, default=None, help="schema SQL directory (default: MANIFESTS/../sql)")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--output", type=Path, default=None, help="write the report here instead of stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also list skipped checks and their reasons")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="check the manifests against the plan, without a cluster")
+    _common(check)
+    check.add_argument("--k8s-versions", default="1.30-1.35", help="Kubernetes versions to validate against (A-B or A,B)")
+    run = sub.add_parser("run", help="start the configuration on a target and check the running server")
+    _common(run)
+    run.add_argument("--target", choices=("native", "docker", "kind", "cluster"), default="native")
+    run.add_argument("--keep", action="store_true", help="keep the server/cluster and its files after the run")
+    run.add_argument("--allow-writes", action="store_true", help="cluster target: allow checks that write")
+    gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
+    gen.add_argument("--manifests", type=Path, default=_default_manifests())
+    gen.add_argument("--sql", type=Path, default=None)
+    gen.add_argument("--check", action="store_true", help="exit 1 when the file differs from sql/, change nothing")
+    return parser
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+
+
+def _exit_code(results) -> int:
+    return 1 if any(r.status in (Status.FAILED, Status.ERROR) for r in results) else 0
+
+
+def cmd_check(args) -> int:
+    from conformance import gate, manifests
+
+    loaded = manifests.load(args.manifests)
+    ctx = gate.GateContext(loaded, sql_dir=args.sql or args.manifests.parent / "sql",
+                           docs_dir=args.manifests.parent / "docs",
+                           k8s_versions=gate.parse_versions(args.k8s_versions))
+    results = gate.run(ctx)
+    _emit(render(args.format, results, {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose}),
+          args.output)
+    if args.output is not None:
+        from conformance.report.text import summary
+        print(f"gate: {summary(results)} (report: {args.output})")
+    return _exit_code(results)
+
+
+def cmd_run(args) -> int:
+    from conformance import manifests
+    from conformance.live.runner import run_live
+
+    loaded = manifests.load(args.manifests)
+    results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
+                       progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True))
+    _emit(render(args.format, results, {"what": f"live ({args.target})", "target": args.target,
+                                        "manifests": str(args.manifests), "verbose": args.verbose}), args.output)
+    if args.output is not None:
+        from conformance.report.text import summary
+        print(f"live ({args.target}): {summary(results)} (report: {args.output})")
+    return _exit_code(results)
+
+
+def cmd_schema_configmap(args) -> int:
+    from conformance import schema_configmap
+
+    sql_dir = args.sql or args.manifests.parent / "sql"
+    if args.check:
+        if schema_configmap.differs(sql_dir, args.manifests):
+            print(f"{args.manifests / schema_configmap.FILE_NAME} differs from {sql_dir}: run nox -s schema")
+            return 1
+        return 0
+    print(f"wrote {schema_configmap.write(sql_dir, args.manifests)}")
+    return 0
+
+
+def _terminate(signum, frame):
+    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so servers are stopped on the way out.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    commands = {"check": cmd_check, "run": cmd_run, "schema-configmap": cmd_schema_configmap}
+    try:
+        return commands[args.command](args)
+    except (InputError, EnvironmentProblem) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

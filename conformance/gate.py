@@ -1,0 +1,93 @@
+"""The static gate: the manifests against the plan, without a cluster, Docker or database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from conformance import pgconf
+from conformance.errors import InputError
+from conformance.manifests import K8sObject, Manifests, dotted
+from conformance.plan import figure
+from conformance.results import Finding, Result
+
+DEFAULT_K8S_VERSIONS = "1.30-1.35"
+
+
+def parse_versions(spec: str) -> list[str]:
+    """'1.30-1.35' or '1.30,1.33' -> ['1.30', ...]."""
+    try:
+        if "-" in spec:
+            low, high = spec.split("-", 1)
+            major, lo = (int(x) for x in low.split("."))
+            major2, hi = (int(x) for x in high.split("."))
+            if major != major2 or lo > hi:
+                raise ValueError
+            return [f"{major}.{m}" for m in range(lo, hi + 1)]
+        return [f"{int(v.split('.')[0])}.{int(v.split('.')[1])}" for v in spec.split(",")]
+    except (ValueError, IndexError):
+        raise InputError(f"--k8s-versions {spec!r}: expected a range like 1.30-1.35 or a list like 1.30,1.33") from None
+
+
+@dataclass
+class GateContext:
+    manifests: Manifests
+    sql_dir: Path
+    docs_dir: Path
+    k8s_versions: list[str] = field(default_factory=lambda: parse_versions(DEFAULT_K8S_VERSIONS))
+
+    def finding(self, obj: K8sObject | None, path: tuple, expected, found, file: str | None = None) -> Finding:
+        return Finding(
+            file=obj.file if obj is not None else (file or str(self.manifests.root)),
+            obj=obj.ref if obj is not None else "-",
+            path=dotted(path) if path else "-",
+            expected=_show(expected), found=_show(found),
+            line=obj.line(path) if obj is not None else None,
+        )
+
+    def missing(self, kind: str, figure_key: str) -> Finding:
+        name = figure(figure_key).expected
+        return Finding(file=str(self.manifests.root), obj=f"{kind}/{name}", path="-",
+                       expected=f"a {kind} named {name}", found="none")
+
+    def need(self, kind: str, figure_key: str) -> K8sObject:
+        obj = self.manifests.find(kind, figure(figure_key).expected)
+        if obj is None:
+            raise _Missing(self.missing(kind, figure_key))
+        return obj
+
+    @cached_property
+    def config_map(self) -> K8sObject | None:
+        return self.manifests.find("ConfigMap", figure("config-configmap").expected)
+
+    @cached_property
+    def conf_text(self) -> str | None:
+        if self.config_map is None:
+            return None
+        return (self.config_map.get(("data",)) or {}).get(figure("config-key").expected)
+
+    @cached_property
+    def conf(self) -> dict[str, pgconf.Setting]:
+        return pgconf.parse(self.conf_text or "")
+
+
+class _Missing(Exception):
+    def __init__(self, finding: Finding):
+        self.finding = finding
+
+
+def _show(value) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return repr(value) if value == "" or " " in value.strip() != value else value
+    return str(value)
+
+
+def run(ctx: GateContext) -> list[Result]:
+    from conformance import registry
+    from conformance.static import load_all
+
+    load_all()
+    return [check.run(ctx) for check in registry.STATIC.values()]

@@ -1,0 +1,23 @@
+"""GitHub Actions annotations: one ::error line per finding, pointing at the YAML line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def render(results, context: dict) -> str:
+    root = Path(context.get("manifests") or ".")
+    out = []
+    for r in results:
+        for f in r.findings:
+            path = f.file if "/" in f.file else str(root / f.file)
+            loc = f"file={path}" + (f",line={f.line}" if f.line else "")
+            out.append(f"::error {loc},title={r.check_id} (plan {r.section})::"
+                       + _escape(f"{f.obj} {f.path}: expected {f.expected}, found {f.found}"))
+        if r.status.value == "error":
+            out.append(f"::error title={r.check_id}::{_escape(r.message)}")
+    return "\n".join(out) + ("\n" if out else "")

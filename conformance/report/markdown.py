@@ -1,0 +1,27 @@
+"""Traceability: each item of the plan's checklist (14.1-14.3) with the checks that cover it."""
+
+from __future__ import annotations
+
+from conformance.plan import CHECKLIST
+from conformance.report.text import summary
+from conformance.results import Status
+
+_ICON = {Status.PASSED: "pass", Status.FAILED: "**FAIL**", Status.ERROR: "**ERROR**", Status.SKIPPED: "skip"}
+
+
+def render(results, context: dict) -> str:
+    lines = [f"# Conformance: {context.get('target', 'static')}", "",
+             f"{summary(results)}", "",
+             "| checklist item | plan | checks | result |", "|---|---|---|---|"]
+    for item, (section, text) in CHECKLIST.items():
+        covering = [r for r in results if item in r.checklist]
+        if not covering:
+            lines.append(f"| {text} | {section} | - | only a live target shows it |")
+            continue
+        worst = max((r.status for r in covering), key=lambda s: [Status.SKIPPED, Status.PASSED, Status.ERROR, Status.FAILED].index(s))
+        checks = ", ".join(f"`{r.check_id}` {_ICON[r.status]}" for r in covering)
+        lines.append(f"| {text} | {section} | {checks} | {_ICON[worst]} |")
+    failed = [line for r in results for line in r.lines()]
+    if failed:
+        lines += ["", "## Findings", ""] + [f"- {line}" for line in failed]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,50 @@
+"""Results of checks: each Passed, Failed, Error (the check itself could not run) or Skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Status(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where it is, what the plan (or our recorded decision) expects, what is there."""
+
+    file: str
+    obj: str
+    path: str
+    expected: str
+    found: str
+    line: int | None = None
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass
+class Result:
+    check_id: str
+    section: str
+    title: str
+    status: Status
+    findings: list[Finding] = field(default_factory=list)
+    message: str = ""
+    checklist: tuple[str, ...] = ()
+    scope: str = "static"
+
+    def lines(self) -> list[str]:
+        """One line per finding: file:line object field: check (plan section): expected, found."""
+        if self.status is Status.FAILED:
+            return [": ".join(part for part in (f.where(), " ".join(p for p in (f.obj, f.path) if p != "-"),
+                                                f"{self.check_id} (plan {self.section})") if part)
+                    + f": expected {f.expected}, found {f.found}" for f in self.findings]
+        if self.status is Status.ERROR:
+            return [f"{self.check_id} (plan {self.section}): error: {self.message}"]
+        return []

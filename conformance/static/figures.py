@@ -277,7 +277,7 @@ def accounts(ctx):
             yield ctx.finding(obj, ("data", password_key), f"a password apart from {passwords[password]}'s",
                               f"the same as {passwords[password]}'s")
         else:
-            passwords[password] = user_key
+            passwords[password] = password_key
 
 
 def _probe_check(key: str, probe: str, field: str):

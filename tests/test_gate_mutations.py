@@ -1,0 +1,246 @@
+"""Every static check fails on a manifest broken the way it guards against, and says where:
+file, object, field, check id, plan section, expected and found."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import gate, manifests, registry
+from conformance.plan import POSTGRESQL_CONF
+from conformance.results import Status
+from conformance.static import load_all
+from tests.project import DELETE, ProjectCopy
+
+STS = "postgresql-product-change-statefulset.yaml"
+SVC = "postgresql-product-change-service.yaml"
+JOB = "postgresql-product-change-schema-init-job.yaml"
+CRON = "postgresql-product-change-backup-cronjob.yaml"
+SECRET = "postgresql-product-change-secret.yaml"
+PVC = "postgresql-product-change-backup-pvc.yaml"
+NETPOL = "postgresql-product-change-networkpolicy.yaml"
+SC = "managed-standard-storageclass.yaml"
+C0 = ("spec", "template", "spec", "containers", 0)
+POD = ("spec", "template", "spec")
+CRON_POD = ("spec", "jobTemplate", "spec", "template", "spec")
+CRON_C0 = CRON_POD + ("containers", 0)
+
+
+def run_gate(project: ProjectCopy):
+    # One Kubernetes version keeps each run fast; test_gate_cli covers the whole range.
+    ctx = gate.GateContext(manifests.load(project.manifests), sql_dir=project.sql, docs_dir=project.root / "docs",
+                           k8s_versions=["1.30"])
+    return {r.check_id: r for r in gate.run(ctx)}
+
+
+def yaml_set(file, kind, path, value):
+    return lambda p: p.set(file, kind, path, value)
+
+
+def conf(old, new):
+    return lambda p: p.conf(old, new)
+
+
+def both(*mutations):
+    def apply(p):
+        for m in mutations:
+            m(p)
+    return apply
+
+
+# check id -> (mutation, fragments the failure lines must contain)
+MUTATIONS = {
+    "plan-3.1-cpu-request": (yaml_set(STS, "StatefulSet", C0 + ("resources", "requests", "cpu"), "250m"),
+                             [STS, "StatefulSet/postgresql-product-change", "resources.requests.cpu", "expected 500m", "found 250m"]),
+    "plan-3.1-cpu-limit": (yaml_set(STS, "StatefulSet", C0 + ("resources", "limits", "cpu"), "2"),
+                           ["resources.limits.cpu", "expected 1000m", "found 2"]),
+    "plan-3.1-memory-request": (yaml_set(STS, "StatefulSet", C0 + ("resources", "requests", "memory"), "512Mi"),
+                                ["resources.requests.memory", "expected 1Gi", "found 512Mi"]),
+    "plan-3.1-memory-limit": (yaml_set(STS, "StatefulSet", C0 + ("resources", "limits", "memory"), "1536Mi"),
+                              ["resources.limits.memory", "expected 2Gi", "found 1536Mi"]),
+    "plan-3.1-replicas": (yaml_set(STS, "StatefulSet", ("spec", "replicas"), 2), ["spec.replicas", "expected 1", "found 2"]),
+    "plan-3.2-data-volume": (yaml_set(STS, "StatefulSet", ("spec", "volumeClaimTemplates", 0, "spec", "resources", "requests", "storage"), "10Gi"),
+                             ["volumeClaimTemplates[0].spec.resources.requests.storage", "expected 20Gi", "found 10Gi"]),
+    "plan-3.2-backup-volume": (yaml_set(PVC, "PersistentVolumeClaim", ("spec", "storageClassName"), "managed-premium"),
+                               [PVC, "spec.storageClassName", "expected managed-standard", "found managed-premium"]),
+    "plan-3.2-storage-class": (yaml_set(SC, "StorageClass", ("parameters", "skuName"), "Premium_LRS"),
+                               [SC, "parameters.skuName", "expected Standard_LRS", "found Premium_LRS"]),
+    "plan-3.3-service": (yaml_set(SVC, "Service", ("spec", "type"), "NodePort"),
+                         [SVC, "Service/postgresql-product-change", "spec.type", "expected ClusterIP", "found NodePort"]),
+    "plan-3.3-port": (yaml_set(STS, "StatefulSet", C0 + ("ports", 0, "containerPort"), 5433),
+                      ["containers[0].ports", "containerPort 5432", "[5433]"]),
+    "plan-2.2-database": (yaml_set(JOB, "Job", C0 + ("env", 2, "value"), "other_db"),
+                          [JOB, "Job/postgresql-product-change-schema-init", "PGDATABASE=product_change_db", "PGDATABASE=other_db"]),
+    "plan-2.2-encoding": (yaml_set(STS, "StatefulSet", C0 + ("env", 5, "value"), "--encoding=LATIN1 --auth-host=scram-sha-256"),
+                          ["--encoding=UTF8", "LATIN1"]),
+    "plan-2.2-pg-major": (yaml_set(STS, "StatefulSet", C0 + ("image",), "bitnami/postgresql:14"),
+                          [STS, "containers[0].image", "can no longer be pulled", "found bitnami/postgresql:14"]),
+    "plan-5.1-labels": (yaml_set(STS, "StatefulSet", ("metadata", "labels", "tier"), "db"),
+                        ["metadata.labels.tier", "expected database", "found db"]),
+    "plan-5.1-bootstrap-user": (yaml_set(STS, "StatefulSet", C0 + ("env", 1, "valueFrom", "secretKeyRef", "key"), "username"),
+                                ["env[1].valueFrom.secretKeyRef.key", "expected superuser-username", "found username"]),
+    "plan-5.1-pgdata": (yaml_set(STS, "StatefulSet", C0 + ("env", 3, "value"), "/var/lib/postgresql/data"),
+                        ["PGDATA=/var/lib/postgresql/data/pgdata", "found PGDATA=/var/lib/postgresql/data"]),
+    "plan-5.3-config-mount": (yaml_set(STS, "StatefulSet", C0 + ("args",), ["-c", "config_file=/etc/postgresql/other.conf"]),
+                              ["containers[0].args", "config_file=/etc/postgresql/postgresql.conf", "other.conf"]),
+    "plan-5.4-secret": (lambda p: p.set(SECRET, "Secret", ("data", "username"), p.b64("someone")),
+                        [SECRET, "data.username", "expected product_change_app", "found someone"]),
+    "plan-9.2-accounts": (lambda p: p.set(SECRET, "Secret", ("data", "readonly-password"), p.b64("dev_admin_password_2025")),
+                          ["data.readonly-password", "apart from admin-password", "the same as admin-password"]),
+    "plan-8.2-liveness-initial-delay": (yaml_set(STS, "StatefulSet", C0 + ("livenessProbe", "initialDelaySeconds"), 10),
+                                        ["livenessProbe.initialDelaySeconds", "expected 30", "found 10"]),
+    "plan-8.2-liveness-period": (yaml_set(STS, "StatefulSet", C0 + ("livenessProbe", "periodSeconds"), 20),
+                                 ["livenessProbe.periodSeconds", "expected 10", "found 20"]),
+    "plan-8.2-liveness-timeout": (yaml_set(STS, "StatefulSet", C0 + ("livenessProbe", "timeoutSeconds"), 1),
+                                  ["livenessProbe.timeoutSeconds", "expected 5", "found 1"]),
+    "plan-8.2-readiness-initial-delay": (yaml_set(STS, "StatefulSet", C0 + ("readinessProbe", "initialDelaySeconds"), 15),
+                                         ["readinessProbe.initialDelaySeconds", "expected 5", "found 15"]),
+    "plan-8.2-readiness-period": (yaml_set(STS, "StatefulSet", C0 + ("readinessProbe", "periodSeconds"), 10),
+                                  ["readinessProbe.periodSeconds", "expected 5", "found 10"]),
+    "plan-8.2-readiness-timeout": (yaml_set(STS, "StatefulSet", C0 + ("readinessProbe", "timeoutSeconds"), 1),
+                                   ["readinessProbe.timeoutSeconds", "expected 3", "found 1"]),
+    "plan-5.1-probe-command": (yaml_set(STS, "StatefulSet", C0 + ("readinessProbe", "exec", "command"),
+                                        ["/bin/sh", "-c", "exec pg_isready -h 127.0.0.1 -p 5433"]),
+                               ["readinessProbe.exec.command", "the server's port 5432", "-p 5433"]),
+    "plan-7.1-backup-schedule": (yaml_set(CRON, "CronJob", ("spec", "schedule"), "0 3 * * *"),
+                                 [CRON, "CronJob/postgresql-product-change-backup", "spec.schedule", "'0 2 * * *'", "found 0 3 * * *"]),
+    "plan-7.2-backup-pvc": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 6, "value"), "/var/backup"),
+                            ["BACKUP_DIR=/backup", "BACKUP_DIR=/var/backup"]),
+    "plan-5-k8s-schema": (yaml_set(STS, "StatefulSet", C0 + ("resourcez",), {}),
+                          [STS, "valid for Kubernetes 1.30 (strict)", "resourcez"]),
+    "plan-3.3-conf-listen-addresses": (conf("listen_addresses = '*'", "listen_addresses = 'localhost'"),
+                                       ["postgresql.conf", "listen_addresses = *", "listen_addresses = localhost"]),
+    "plan-3.3-conf-port": (conf("port = 5432", "port = 5433"), ["port = 5432", "port = 5433"]),
+    "plan-4-conf-parses": (conf("shared_buffers = 256MB", "shared_buffers = 256mb"), ["shared_buffers", "unit 'mb'"]),
+    "plan-12.1-dev-only-namespace": (
+        both(yaml_set("postgresql-product-change-config.yaml", "ConfigMap", ("metadata", "namespace"), "phonebill-prod")),
+        ["fsync", "outside a *-dev namespace", "phonebill-prod"]),
+    "plan-4.1-memory-budget": (conf("work_mem = 4MB", "work_mem = 24MB"),
+                               ["resources.limits.memory", "max_connections x work_mem", "found 2Gi"]),
+    "plan-9.1-auth": (conf("password_encryption = scram-sha-256", "password_encryption = md5"),
+                      ["password_encryption = scram-sha-256", "password_encryption = md5"]),
+    "plan-7.1-wal-archiving": (conf("fsync = off", "fsync = off\narchive_mode = on"), ["archive_mode", "found archive_mode = on"]),
+    "plan-10.2-kustomization-resources": (lambda p: p.replace("manifests/kustomization.yaml", "  - postgresql-product-change-networkpolicy.yaml\n", ""),
+                                          ["kustomization.yaml", "postgresql-product-change-networkpolicy.yaml listed", "not listed"]),
+    "plan-10.2-install-files": (both(lambda p: (p.manifests / SVC).rename(p.manifests / "svc.yaml"),
+                                     lambda p: p.replace("manifests/kustomization.yaml", f"- {SVC}", "- svc.yaml")),
+                                [f"file {SVC}", "missing"]),
+    "plan-2.1-namespace": (yaml_set(SVC, "Service", ("metadata", "namespace"), "default"),
+                           [SVC, "metadata.namespace", "expected phonebill-dev", "found default"]),
+    "plan-5.1-selector-labels": (yaml_set(SVC, "Service", ("spec", "selector", "tier"), "db"),
+                                 [SVC, "spec.selector", "subset of the database pod's labels"]),
+    "plan-5.1-service-name": (yaml_set(STS, "StatefulSet", ("spec", "serviceName"), "postgresql-product-change"),
+                              ["spec.serviceName", "expected postgresql-product-change-headless"]),
+    "plan-5.2-service-ports": (yaml_set(SVC, "Service", ("spec", "ports", 0, "targetPort"), 5433),
+                               [SVC, "spec.ports[0].targetPort", "a container port", "found 5433"]),
+    "plan-5.4-secret-refs": (yaml_set(JOB, "Job", C0 + ("env", 5, "valueFrom", "secretKeyRef", "key"), "pass"),
+                             [JOB, "env[5].valueFrom.secretKeyRef.key", "a key of Secret/postgresql-product-change-secret", "found pass"]),
+    "plan-5.3-configmap-refs": (yaml_set(STS, "StatefulSet", POD + ("volumes", 0, "configMap", "items", 0, "key"), "pg.conf"),
+                                ["volumes[0].configMap.items[0].key", "postgresql.conf", "found pg.conf"]),
+    "plan-5.1-volume-refs": (yaml_set(CRON, "CronJob", CRON_POD + ("volumes", 0, "persistentVolumeClaim", "claimName"), "nope"),
+                             [CRON, "claimName", "a PersistentVolumeClaim in manifests/", "nope (no such claim)"]),
+    "plan-6.1-schema-init-job": (lambda p: p.replace(f"manifests/{JOB}", "-v ON_ERROR_STOP=1 ", ""),
+                                 [JOB, "containers[0].command", "ON_ERROR_STOP=1", "psql -X --no-password --single-transaction"]),
+    "plan-7.1-backup-script": (lambda p: p.replace(f"manifests/{CRON}", "set -euo pipefail\n", "\n"),
+                               [CRON, "command", "set -euo pipefail", "no errexit/pipefail"]),
+    "plan-7.1-backup-retention": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 7, "value"), "8"),
+                                  ["RETENTION_DAYS=7", "RETENTION_DAYS=8"]),
+    "plan-9.1-role-separation": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 4, "valueFrom", "secretKeyRef", "key"), "username"),
+                                 ["the admin (owner of every object)", "PGUSER=product_change_app"]),
+    "plan-9.1-non-root": (yaml_set(JOB, "Job", C0 + ("securityContext", "runAsNonRoot"), False),
+                          [JOB, "securityContext.runAsNonRoot", "expected True", "found False"]),
+    "plan-9.1-no-privilege-escalation": (yaml_set(CRON, "CronJob", CRON_C0 + ("securityContext", "allowPrivilegeEscalation"), True),
+                                         ["allowPrivilegeEscalation", "expected False", "found True"]),
+    "plan-9.1-capabilities-dropped": (yaml_set(STS, "StatefulSet", C0 + ("securityContext", "capabilities", "drop"), []),
+                                      ["capabilities.drop", "['ALL']", "found []"]),
+    "plan-9.1-seccomp": (yaml_set(JOB, "Job", POD + ("securityContext", "seccompProfile"), DELETE),
+                         ["securityContext.seccompProfile.type", "expected RuntimeDefault", "found nothing"]),
+    "plan-9.1-no-service-account-token": (yaml_set(STS, "StatefulSet", POD + ("automountServiceAccountToken",), True),
+                                          ["automountServiceAccountToken", "expected False", "found True"]),
+    "plan-3.1-resources-everywhere": (yaml_set(JOB, "Job", C0 + ("resources", "limits"), DELETE),
+                                      [JOB, "resources.limits.cpu", "expected a value"]),
+    "plan-9.1-network-policy": (yaml_set(NETPOL, "NetworkPolicy", ("spec", "ingress", 0, "from"), [{"ipBlock": {"cidr": "0.0.0.0/0"}}]),
+                                [NETPOL, "spec.ingress[0].from[0]", "pods of phonebill-dev only", "0.0.0.0/0"]),
+    "plan-6.2-schema-configmap-matches-sql": (lambda p: p.replace("sql/03-data.sql", "RESET ROLE;", "-- edited\nRESET ROLE;"),
+                                              ["postgresql-product-change-schema.yaml", "data.03-data.sql", "the text of sql/03-data.sql",
+                                               "run nox -s schema"]),
+    "plan-2.2-schema": (lambda p: p.replace("manifests/postgresql-product-change-schema.yaml",
+                                            "CREATE SCHEMA IF NOT EXISTS product_change", "CREATE SCHEMA IF NOT EXISTS pc"),
+                        ["ConfigMap/postgresql-product-change-schema", "CREATE SCHEMA product_change", "no such statement"]),
+    "plan-14.3-deviations-recorded": (lambda p: p.replace("docs/deviations.md", "`backup-timezone`", "backup zone"),
+                                      ["deviations.md", "`backup-timezone`", "found none"]),
+}
+
+# A different, valid value for each plan postgresql.conf setting.
+_CONF_ALTERNATIVES = {
+    "max_connections": "50", "shared_buffers": "128MB", "effective_cache_size": "4GB", "work_mem": "8MB",
+    "maintenance_work_mem": "128MB", "checkpoint_completion_target": "0.9", "wal_buffers": "8MB",
+    "default_statistics_target": "200", "log_destination": "'csvlog'", "logging_collector": "off",
+    "log_directory": "'pg_log'", "log_filename": "'postgresql-%a.log'", "log_min_duration_statement": "5s",
+    "log_checkpoints": "off", "log_connections": "off", "log_disconnections": "off", "fsync": "on",
+    "synchronous_commit": "on", "full_page_writes": "on", "timezone": "'Asia/Seoul'", "log_timezone": "'Asia/Seoul'",
+}
+
+
+def _conf_line(name: str, value: str) -> str:
+    return f"{name} = {value if name not in ('log_destination', 'log_directory', 'log_filename', 'timezone', 'log_timezone') else repr(value)}"
+
+
+for _name, (_section, _value) in POSTGRESQL_CONF.items():
+    _old = _conf_line(_name, _value)
+    _new = f"{_name} = {_CONF_ALTERNATIVES[_name]}"
+    _fragments = ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",
+                  "data.postgresql.conf (line", f"expected {_name} = {_value}", f"found {_name} = {_CONF_ALTERNATIVES[_name].strip(chr(39))}"]
+    MUTATIONS[f"plan-{_section}-{_name.replace('_', '-')}"] = (conf(_old, _new), _fragments)
+    if _name in ("shared_buffers", "effective_cache_size", "work_mem"):
+        MUTATIONS[f"plan-12.2-{_name.replace('_', '-')}"] = (conf(_old, _new), _fragments)
+
+
+@pytest.mark.parametrize("check_id", sorted(MUTATIONS))
+def test_check_rejects_its_mutation(project, check_id):
+    mutate, fragments = MUTATIONS[check_id]
+    mutate(project)
+    result = run_gate(project)[check_id]
+    assert result.status is Status.FAILED, f"{check_id} did not fail: {result.status} {result.message}"
+    text = "\n".join(result.lines())
+    assert f"{check_id} (plan {result.section})" in text
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+def test_every_check_that_judges_has_a_mutation(project):
+    results = run_gate(project)
+    judging = {cid for cid, r in results.items() if r.status is not Status.SKIPPED}
+    assert judging - set(MUTATIONS) == set()
+
+
+def test_gate_passes_on_the_real_manifests(project):
+    results = run_gate(project)
+    bad = [line for r in results.values() if r.status in (Status.FAILED, Status.ERROR) for line in (r.lines() or [r.message])]
+    assert bad == []
+
+
+@pytest.mark.parametrize("old,new", [
+    ("shared_buffers = 256MB", "shared_buffers = 262144kB"),
+    ("shared_buffers = 256MB", "shared_buffers = 32768"),  # 8kB blocks, the base unit
+    ("log_min_duration_statement = 1000", "log_min_duration_statement = 1s"),
+    ("fsync = off", "fsync = false"),
+    ("timezone = 'UTC'", "TimeZone = 'utc'"),
+])
+def test_equivalent_spellings_pass(project, old, new):
+    project.conf(old, new)
+    results = run_gate(project)
+    assert all(r.status is not Status.FAILED for r in results.values()), \
+        [line for r in results.values() for line in r.lines()]
+
+
+def test_equivalent_quantities_pass(project):
+    project.set(STS, "StatefulSet", C0 + ("resources", "limits", "cpu"), "1")
+    project.set(STS, "StatefulSet", C0 + ("resources", "limits", "memory"), "2048Mi")
+    assert run_gate(project)["plan-3.1-cpu-limit"].status is Status.PASSED
+    assert run_gate(project)["plan-3.1-memory-limit"].status is Status.PASSED
+
+
+def test_registry_ids_carry_their_section():
+    load_all()
+    for check in registry.STATIC.values():
+        assert check.id.startswith(f"plan-{check.section}-"), check.id

@@ -1,0 +1,194 @@
+"""Live conformance on the embedded PostgreSQL 14: every live check passes on the real
+manifests, and fails on a server built from manifests or SQL broken the way it guards against."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conformance import manifests, registry, schema_configmap
+from conformance.live.context import LiveContext
+from conformance.live.runner import apply_schema, load_checks, run_checks, run_live
+from conformance.results import Status
+from conformance.targets.native import NativeTarget
+from tests.project import ROOT, ProjectCopy
+
+pytestmark = pytest.mark.live
+
+load_checks()
+LIVE_IDS = sorted(registry.LIVE)
+
+
+@pytest.fixture(scope="module")
+def live_ctx():
+    """One server for the module; checks clean up after themselves."""
+    with NativeTarget(manifests.load(ROOT / "manifests")) as target:
+        apply_schema(target)
+        yield LiveContext(target, target.manifests)
+
+
+@pytest.mark.parametrize("check_id", LIVE_IDS)
+def test_live_check_passes_on_the_real_manifests(live_ctx, check_id):
+    (result,) = run_checks(live_ctx, only={check_id})
+    assert result.status is Status.PASSED, result.lines() or result.message
+
+
+def test_sql_applied_twice_leaves_exactly_the_schema(live_ctx):
+    target = live_ctx.target
+    from conformance import workload
+    proc = target.run_script(workload.schema_init(target.manifests))
+    assert proc.returncode == 0, proc.stderr
+    assert "dev_password_2025" not in proc.stdout + proc.stderr
+    counts = live_ctx.query(
+        "SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'product_change'),"
+        " (SELECT count(*) FROM pg_indexes WHERE schemaname = 'product_change'),"
+        " (SELECT count(*) FROM pg_views WHERE schemaname = 'product_change'),"
+        " (SELECT count(*) FROM product_change.pc_circuit_breaker_state)")
+    assert counts == [(3, 12, 3, 3)]
+
+
+def test_passwords_stay_out_of_the_server_log(live_ctx):
+    text = "\n".join(live_ctx.target.log_files().values())
+    assert "dev_" not in text and "password_2025" not in text
+
+
+def _sql(relpath: str, old: str, new: str):
+    def mutate(p: ProjectCopy):
+        p.replace(relpath, old, new)
+        schema_configmap.write(p.sql, p.manifests)
+    return mutate
+
+
+def _yaml(file, kind, path, value):
+    return lambda p: p.set(file, kind, path, value)
+
+
+STS = "postgresql-product-change-statefulset.yaml"
+CRON = "postgresql-product-change-backup-cronjob.yaml"
+C0 = ("spec", "template", "spec", "containers", 0)
+
+LIVE_MUTATIONS = {
+    "live-2.2-server": (_yaml(STS, "StatefulSet", C0 + ("env", 5, "value"),
+                              "--encoding=LATIN1 --locale=C --auth-local=trust --auth-host=scram-sha-256"),
+                        ["encoding", "expected UTF8", "found LATIN1"]),
+    "live-4-settings": (lambda p: p.conf("work_mem = 4MB", "work_mem = 8MB"),
+                        [ "postgresql-product-change-config.yaml", "work_mem (plan 4.1)", "expected 4MB", "found 8192kB"]),
+    "live-14.2-tables": (_sql("sql/02-schema.sql", "-- Indexes (12", "CREATE TABLE IF NOT EXISTS product_change.extra (id int);\n-- Indexes (12"),
+                         ["sql/02-schema.sql", "tables", "'extra'"]),
+    "live-14.2-indexes": (_sql("sql/02-schema.sql", "(customer_id, requested_at DESC)", "(customer_id, requested_at)"),
+                          ["index idx_pc_history_customer_date", "expected (customer_id, requested_at DESC)"]),
+    "live-14.2-views": (_sql("sql/02-schema.sql", "ELSE 'STABLE'", "ELSE 'IDLE'"),
+                        ["view v_circuit_breaker_status", "recommended_action", "IDLE"]),
+    "live-14.2-initial-data": (_sql("sql/03-data.sql", "('KOS_CHANGE', 'CLOSED', 10, 5, 120000)", "('KOS_CHANGE', 'CLOSED', 5, 3, 60000)"),
+                               ["sql/03-data.sql", "pc_circuit_breaker_state", "120000"]),
+    "live-14.2-triggers": (_sql("sql/02-schema.sql", "CREATE OR REPLACE TRIGGER trg_pc_circuit_breaker_state_updated_at\n"
+                                "    BEFORE UPDATE ON product_change.pc_circuit_breaker_state\n"
+                                "    FOR EACH ROW EXECUTE FUNCTION product_change.update_updated_at_column();", ""),
+                           ["table pc_circuit_breaker_state", "updated_at after UPDATE", "kept their old updated_at"]),
+    "live-14.2-cleanup-old-logs": (_sql("sql/02-schema.sql", "interval '12 months'", "interval '1 month'"),
+                                   ["function cleanup_old_logs()", "2 deleted (older than 12 months), 2 kept", "3 deleted, 1 kept"]),
+    "live-6.1-init-rerun": (_sql("sql/02-schema.sql", "CREATE TABLE IF NOT EXISTS product_change.pc_kos_integration_log",
+                                 "CREATE TABLE product_change.pc_kos_integration_log"),
+                            ["postgresql-product-change-schema-init-job.yaml", "second run exit code", "already exists"]),
+    "live-6.1-init-fails-on-bad-sql": (lambda p: p.replace("manifests/postgresql-product-change-schema-init-job.yaml",
+                                                           "-v ON_ERROR_STOP=1 ", ""),
+                                       ["exit code with broken SQL", "expected non-zero", "found 0"]),
+    "live-9.2-app-privileges": (_sql("sql/04-privileges.sql", "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA product_change TO product_change_app;",
+                                     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA product_change TO product_change_app;"),
+                                ["sql/04-privileges.sql", "role product_change_app", "DELETE", "expected refused", "found allowed"]),
+    "live-9.2-readonly-privileges": (_sql("sql/04-privileges.sql", "GRANT SELECT ON ALL TABLES IN SCHEMA product_change TO product_change_readonly;",
+                                          "GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA product_change TO product_change_readonly;"),
+                                     ["role product_change_readonly", "UPDATE", "found allowed"]),
+    "live-9.2-admin-owns": (_sql("sql/03-data.sql", "ON CONFLICT (service_name) DO NOTHING;\n\nRESET ROLE;",
+                                 "ON CONFLICT (service_name) DO NOTHING;\n\nRESET ROLE;\n"
+                                 "CREATE OR REPLACE FUNCTION product_change.orphan() RETURNS int LANGUAGE sql AS 'SELECT 1';"),
+                            ["function orphan", "owner", "expected product_change_admin", "found postgres"]),
+    "live-9.1-connect-only-accounts": (_sql("sql/01-roles.sql", 'REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;\n', ""),
+                                       ["sql/01-roles.sql", "CONNECT for other roles", "a new role connected"]),
+    "live-8.2-probes": (_yaml(STS, "StatefulSet", C0 + ("readinessProbe", "exec", "command"), ["/bin/sh", "-c", "exit 0"]),
+                        [STS, "readinessProbe on a stopped server", "expected non-zero exit"]),
+    "live-7.1-backup-restores": (lambda p: p.replace(f"manifests/{CRON}", "--format=custom",
+                                                     "--format=custom --exclude-table-data=product_change.pc_kos_integration_log"),
+                                 [CRON, "restored rows"]),
+    "live-7.1-backup-failure-keeps-old": (lambda p: p.replace(f"manifests/{CRON}", "set -euo pipefail\n", "\n"),
+                                          [CRON, "exit code with a wrong password", "found 0"]),
+    "live-7.1-backup-retention": (_yaml(CRON, "CronJob", ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0, "env", 7, "value"), "8"),
+                                  [CRON, "retention", "'kept'"]),
+    "live-4.2-logging": (lambda p: p.conf("log_connections = on", "log_connections = off"),
+                         ["server log", "connection (log_connections)", "found none"]),
+}
+
+
+def test_every_live_check_has_a_mutation():
+    assert set(LIVE_IDS) - set(LIVE_MUTATIONS) == set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("check_id", sorted(LIVE_MUTATIONS))
+def test_live_check_fails_on_a_broken_server(tmp_path, check_id):
+    project = ProjectCopy(tmp_path)
+    mutate, fragments = LIVE_MUTATIONS[check_id]
+    mutate(project)
+    (result,) = run_live(manifests.load(project.manifests), "native", only={check_id})
+    assert result.status is Status.FAILED, f"{result.status}: {result.message}"
+    text = "\n".join(result.lines())
+    assert f"{check_id} (plan {result.section})" in text
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+def _postgres_processes_for(path: Path) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "postgres" in cmdline and str(path) in cmdline:
+                found.append(int(pid))
+    return found
+
+
+def test_no_server_or_directory_left_after_a_failing_run():
+    target = NativeTarget(manifests.load(ROOT / "manifests"))
+    with pytest.raises(RuntimeError):
+        with target:
+            workdir = target.workdir
+            assert _postgres_processes_for(workdir)
+            raise RuntimeError("a check blew up")
+    assert _postgres_processes_for(workdir) == []
+    assert not workdir.exists()
+
+
+def test_run_command_reports_and_exits_0(tmp_path):
+    out = tmp_path / "live.json"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "native", "--format", "json",
+                           "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = json.loads(out.read_text())["checks"]
+    assert {c["id"] for c in checks} == set(LIVE_IDS) and all(c["status"] == "passed" for c in checks)
+    assert "password" not in proc.stdout + proc.stderr.replace("password authentication", "")
+
+
+def test_server_refuses_other_major_versions_of_data(tmp_path):
+    """A data directory of another major version is refused with a one-line message."""
+    from conformance.errors import EnvironmentProblem
+
+    workdir = tmp_path / "home"
+    (workdir / "volume" / "pgdata").mkdir(parents=True)
+    (workdir / "volume" / "pgdata" / "PG_VERSION").write_text("15\n")
+    with pytest.raises(EnvironmentProblem, match="holds PostgreSQL 15 data"):
+        with NativeTarget(manifests.load(ROOT / "manifests"), workdir=workdir):
+            pass
+
+
+def test_wrong_password_is_refused(live_ctx):
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        live_ctx.connect("app", password="not-the-password").close()

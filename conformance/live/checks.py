@@ -422,7 +422,13 @@ _RETENTION_CASES = {DAY: True, 3 * DAY: True, 7 * DAY - 10 * 60: True, 7 * DAY +
                     8 * DAY: False, 10 * DAY: False}
 
 
-def _seed_old_dumps(backup_dir: Path) -> dict[str, bool]:
+def _seed_old_dumps(ctx) -> tuple[Path, dict[str, bool]]:
+    """Empty the target's backup folder and fill it with dumps of known ages: (folder, name -> kept?)."""
+    if not ctx.allow_writes:
+        raise Skip("needs --allow-writes")
+    backup_dir = Path(ctx.target.backup_dir)
+    for p in backup_dir.iterdir():
+        p.unlink()
     now = time.time()
     expected = {}
     for age, kept in _RETENTION_CASES.items():
@@ -431,18 +437,13 @@ def _seed_old_dumps(backup_dir: Path) -> dict[str, bool]:
         path.write_bytes(b"old dump")
         os.utime(path, (now - age, now - age))
         expected[name] = kept
-    return expected
+    return backup_dir, expected
 
 
 @live("live-7.1-backup-failure-keeps-old", "7.1", "a failed backup exits non-zero, adds no file and deletes nothing",
       checklist=("14.3-backup",))
 def backup_failure_keeps_old(ctx):
-    if not ctx.allow_writes:
-        raise Skip("needs --allow-writes")
-    backup_dir = Path(ctx.target.backup_dir)
-    for p in backup_dir.iterdir():
-        p.unlink()
-    _seed_old_dumps(backup_dir)
+    backup_dir, _ = _seed_old_dumps(ctx)
     before = _dumps(backup_dir)
     proc = ctx.target.run_script(workload.backup(ctx.manifests), env={"PGPASSWORD": "wrong-" + os.urandom(6).hex()})
     after = _dumps(backup_dir)
@@ -460,12 +461,7 @@ def backup_failure_keeps_old(ctx):
 @live("live-7.1-backup-retention", "7.1", "a successful backup keeps exactly the last 7 days of dumps",
       checklist=("14.3-backup",))
 def backup_retention(ctx):
-    if not ctx.allow_writes:
-        raise Skip("needs --allow-writes")
-    backup_dir = Path(ctx.target.backup_dir)
-    for p in backup_dir.iterdir():
-        p.unlink()
-    expected = _seed_old_dumps(backup_dir)
+    backup_dir, expected = _seed_old_dumps(ctx)
     proc = ctx.target.run_script(workload.backup(ctx.manifests))
     if proc.returncode != 0:
         yield ctx.finding(CRON_FILE, "CronJob/postgresql-product-change-backup", "backup run", "exit 0", proc.returncode)

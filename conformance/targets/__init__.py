@@ -6,6 +6,13 @@ TARGETS = ("native", "docker", "kind", "cluster")
 
 
 def create(name: str, manifests, **options):
+    if name in ("docker", "kind", "cluster"):
+        import importlib.util
+
+        from conformance.errors import EnvironmentProblem
+
+        if importlib.util.find_spec(f"conformance.targets.{name}") is None:
+            raise EnvironmentProblem(f"the {name} target is not built yet (issue 6); use --target native")
     if name == "native":
         from conformance.targets.native import NativeTarget
 

@@ -80,8 +80,8 @@ class _Missing(Exception):
 def _show(value) -> str:
     if value is None:
         return "nothing"
-    if isinstance(value, str):
-        return repr(value) if value == "" or " " in value.strip() != value else value
+    if isinstance(value, str) and (value == "" or value != value.strip()):
+        return repr(value)  # make empty or space-padded text visible
     return str(value)
 
 

@@ -177,6 +177,30 @@ DEV_NAMESPACE_SUFFIX = "-dev"
 # What the server needs beyond the plan to be reachable through the Service (our addition).
 REACHABILITY_CONF = {"listen_addresses": "*", "port": "5432"}
 
+# What the schema must contain (schema-spec.md, counted by plan 14.2): index -> its columns,
+# tables, views, and the initial Circuit Breaker rows
+# (service_name, state, failure_threshold, success_threshold, timeout_duration_ms).
+SCHEMA_INDEXES = {
+    "pc_product_change_history_pkey": "(id)",
+    "pc_product_change_history_request_id_key": "(request_id)",
+    "idx_pc_history_line_status_date": "(line_number, process_status, requested_at DESC)",
+    "idx_pc_history_customer_date": "(customer_id, requested_at DESC)",
+    "idx_pc_history_status_date": "(process_status, requested_at DESC)",
+    "pc_kos_integration_log_pkey": "(id)",
+    "idx_kos_log_request_type_date": "(request_id, integration_type, created_at DESC)",
+    "idx_kos_log_type_success_date": "(integration_type, is_success, created_at DESC)",
+    "idx_kos_log_success_date": "(is_success, created_at DESC)",
+    "idx_kos_log_created_at": "(created_at)",
+    "pc_circuit_breaker_state_pkey": "(id)",
+    "pc_circuit_breaker_state_service_name_key": "(service_name)",
+}
+SCHEMA_TABLES = ("pc_circuit_breaker_state", "pc_kos_integration_log", "pc_product_change_history")
+SCHEMA_VIEWS = ("v_circuit_breaker_status", "v_kos_integration_summary", "v_product_change_summary")
+SCHEMA_BREAKER_ROWS = {("KOS_CUSTOMER", "CLOSED", 5, 3, 60000), ("KOS_PRODUCT", "CLOSED", 5, 3, 60000),
+                     ("KOS_CHANGE", "CLOSED", 10, 5, 120000)}
+assert len(SCHEMA_TABLES) == FIGURES["tables"].expected and len(SCHEMA_INDEXES) == FIGURES["indexes"].expected
+assert len(SCHEMA_VIEWS) == FIGURES["views"].expected and len(SCHEMA_BREAKER_ROWS) == FIGURES["breaker-rows"].expected
+
 # Plan 12.1's claimed gains, for the benchmark report.
 CLAIMED_GAINS_PCT = {"fsync": 30, "synchronous_commit": 20, "full_page_writes": 15}
 

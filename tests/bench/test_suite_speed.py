@@ -1,10 +1,15 @@
 """Speed of the suite itself, reported by pytest-benchmark (`nox -s bench`), never asserted
-against the clock: the gate against loading the YAML alone, and a whole native run."""
+against the clock: the gate against loading the YAML alone, a whole native run, and
+localenv's first `up`, warm `up` (data exists, server stopped) and `down`."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +45,48 @@ def test_load_yaml_wall_time(benchmark):
 @pytest.mark.benchmark(group="native")
 def test_native_run_wall_time(benchmark):
     benchmark.pedantic(_native_run, rounds=3, warmup_rounds=0)
+
+
+@pytest.fixture
+def localenv_home():
+    home = Path(tempfile.mkdtemp(prefix="localenv-bench-"))
+    home.chmod(0o711)
+    env = {**os.environ, "LOCALENV_HOME": str(home)}
+    try:
+        yield home, env
+    finally:
+        _localenv(env, "down")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _localenv(env, *args):
+    subprocess.run([sys.executable, "-m", "localenv", *args], cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+@pytest.mark.live
+@pytest.mark.benchmark(group="localenv")
+def test_localenv_first_up(benchmark, localenv_home):
+    """initdb, start, schema: the binaries are already unpacked (the cache is warm)."""
+    home, env = localenv_home
+
+    def fresh():
+        _localenv(env, "down")
+        shutil.rmtree(home / "native", ignore_errors=True)
+        return (), {}
+
+    benchmark.pedantic(lambda: _localenv(env, "up"), setup=fresh, rounds=3)
+
+
+@pytest.mark.live
+@pytest.mark.benchmark(group="localenv")
+def test_localenv_warm_up(benchmark, localenv_home):
+    home, env = localenv_home
+    _localenv(env, "up")
+    benchmark.pedantic(lambda: _localenv(env, "up"), setup=lambda: _localenv(env, "down"), rounds=5)
+
+
+@pytest.mark.live
+@pytest.mark.benchmark(group="localenv")
+def test_localenv_down(benchmark, localenv_home):
+    home, env = localenv_home
+    benchmark.pedantic(lambda: _localenv(env, "down"), setup=lambda: _localenv(env, "up"), rounds=5)

@@ -1,0 +1,5 @@
+import sys
+
+from localenv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""How to reach the laptop database: libpq and JDBC URLs, shell exports, a pgpass file.
+
+Passwords are printed only by `localenv env` (the user asked for them); everything else
+shows the URLs without one. libpq clients find the password in the pgpass file localenv
+writes (mode 0600), so the printed libpq URLs work as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from conformance.plan import figure
+
+ROLES = ("app", "admin", "readonly")
+HIDDEN = "<hidden: localenv env>"
+
+
+@dataclass(frozen=True)
+class Login:
+    role: str
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Login({self.role}, {self.user})"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    logins: tuple[Login, ...]
+    database: str = figure("database").expected
+    schema: str = figure("schema").expected
+
+    def login(self, role: str) -> Login:
+        for login in self.logins:
+            if login.role == role:
+                return login
+        raise KeyError(role)
+
+    def libpq_url(self, role: str, with_password: bool = False) -> str:
+        login = self.login(role)
+        secret = f":{quote(login.password, safe='')}" if with_password else ""
+        options = quote(f"-csearch_path={self.schema}", safe="")
+        return f"postgresql://{quote(login.user, safe='')}{secret}@{self.host}:{self.port}/{self.database}?options={options}"
+
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}?currentSchema={self.schema}"
+
+    def variables(self, role: str, pgpass: Path, with_password: bool = False) -> dict[str, str]:
+        login = self.login(role)
+        password = login.password if with_password else HIDDEN
+        out = {
+            "PGHOST": self.host, "PGPORT": str(self.port), "PGDATABASE": self.database, "PGUSER": login.user,
+            "PGPASSFILE": str(pgpass),
+            "SPRING_DATASOURCE_URL": self.jdbc_url(),
+            "SPRING_DATASOURCE_USERNAME": login.user,
+            "SPRING_DATASOURCE_PASSWORD": password,
+        }
+        if with_password:
+            out["PGPASSWORD"] = login.password
+        return out
+
+    def exports(self, role: str, pgpass: Path, with_password: bool = False) -> str:
+        return "\n".join(f"export {k}={shlex.quote(v)}"
+                         for k, v in self.variables(role, pgpass, with_password).items())
+
+    def pgpass_text(self) -> str:
+        def esc(value: str) -> str:
+            return value.replace("\\", "\\\\").replace(":", "\\:")
+
+        return "".join(f"{self.host}:{self.port}:{self.database}:{esc(l.user)}:{esc(l.password)}\n"
+                       f"{self.host}:{self.port}:postgres:{esc(l.user)}:{esc(l.password)}\n" for l in self.logins)
+
+    def describe(self, pgpass: Path) -> str:
+        """What `up` prints: per account its URLs, then the app account's exports. No passwords."""
+        lines = []
+        for login in self.logins:
+            lines.append(f"  {login.role} ({login.user})")
+            lines.append(f"    libpq  {self.libpq_url(login.role)}")
+            lines.append(f"    jdbc   {self.jdbc_url()}&user={quote(login.user, safe='')}")
+        lines.append("")
+        lines.append("  # the service's account (libpq reads the password from PGPASSFILE)")
+        lines.extend("  " + line for line in self.exports("app", pgpass).splitlines())
+        lines.append("")
+        lines.append('  with passwords: eval "$(python -m localenv env [--as app|admin|readonly])"')
+        return "\n".join(lines)
+
+
+def write_pgpass(endpoint: Endpoint, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(endpoint.pgpass_text())
+    os.replace(tmp, path)

@@ -1,0 +1,202 @@
+"""The laptop database on the embedded PostgreSQL 14: the conformance suite's native target,
+kept in LOCALENV_HOME/native and left running (detached) until `down`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from conformance import workload
+from conformance.errors import EnvironmentProblem, InputError
+from conformance.live.runner import apply_schema
+from conformance.targets.native import NativeTarget
+from localenv.backend import LAPTOP_RETENTION_DAYS, Backend, Status, UpResult, dir_size, logins, schema_sha
+from localenv.connection import Endpoint, write_pgpass
+from localenv.state import State
+
+
+class LaptopTarget(NativeTarget):
+    """The native target with the laptop's backup folder in place of the CronJob's PVC."""
+
+    def __init__(self, *args, backups: Path, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._backups = backups
+
+    @property
+    def backup_dir(self) -> Path:
+        return self._backups
+
+
+class NativeBackend(Backend):
+    name = "native"
+
+    @property
+    def workdir(self) -> Path:
+        return self.settings.backend_dir("native")
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "state.json"
+
+    def _target(self) -> LaptopTarget:
+        return LaptopTarget(self.manifests, workdir=self.workdir, port=self.settings.port,
+                            prefer_port=self.settings.preferred_port, progress=self.progress,
+                            detach=True, backups=self.settings.backups)
+
+    def _opened(self) -> LaptopTarget:
+        target = self._target()
+        target.open()
+        return target
+
+    def _running(self) -> LaptopTarget:
+        target = self._opened()
+        if not target.server.running():
+            raise EnvironmentProblem("the laptop database is not running. Fix: localenv up")
+        return target
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def up(self) -> UpResult:
+        target = self._opened()
+        state = State.load(self.state_file)
+        if target.server.running():
+            if state.schema_done:
+                return UpResult(self._endpoint(target), already_running=True, created=False)
+            # Running, but an earlier `up` stopped before the schema was applied.
+            target.ensure_database()
+            self._apply_schema(target, state)
+            return UpResult(self._endpoint(target), already_running=True, created=False)
+        datadir = target.server.datadir
+        if state.initdb_started and not state.initdb_done and datadir.exists():
+            # Our own first `up` was interrupted before the server ever ran: nothing of the
+            # user's can be in there. (A directory we did not create is never removed.)
+            self.progress("a first start was interrupted before it finished; initialising again")
+            shutil.rmtree(datadir)
+        created = not target.server.initialized
+        if created:
+            state.initdb_started = True
+            state.save(self.state_file)
+        notes = []
+        started = False
+        try:
+            target.start()
+            started = True
+            if not state.initdb_done:
+                state.initdb_done = True
+                state.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                state.save(self.state_file)
+            if not state.schema_done:
+                self._apply_schema(target, state)
+            elif state.schema_sha != schema_sha(self.manifests):
+                notes.append("the schema in manifests/ changed since this database was created; to rebuild it: "
+                             "localenv backup && localenv reset --yes")
+        except BaseException:
+            if started or target.server.running():
+                target.stop()  # keep=True: the data stays
+            raise
+        endpoint = self._endpoint(target)
+        write_pgpass(endpoint, self.settings.pgpass)
+        return UpResult(endpoint, already_running=False, created=created, notes=tuple(notes))
+
+    def _apply_schema(self, target: LaptopTarget, state: State) -> None:
+        self.progress("applying the schema-init Job's script (accounts, schema, initial data)")
+        apply_schema(target)
+        state.schema_done, state.schema_sha = True, schema_sha(self.manifests)
+        state.save(self.state_file)
+
+    def down(self) -> bool:
+        target = self._opened()
+        if not target.server.running():
+            target.server.clear_stale_pidfile()
+            return False
+        target.server.stop()
+        return True
+
+    def status(self) -> Status:
+        target = self._opened()
+        running = target.server.running()
+        ready = "not checked (stopped)"
+        if running:
+            code = target.run_probe("readinessProbe")
+            ready = "ready (readinessProbe exit 0)" if code == 0 else f"not ready (readinessProbe exit {code})"
+        note = ""
+        if target.server.initialized and target.server.data_major() != target.binaries.major:
+            note = f"the data directory holds PostgreSQL {target.server.data_major()} data"
+        return Status(self.name, running, target.port if running else None, target.server.datadir,
+                      dir_size(target.volume_dir) if target.volume_dir.exists() else 0, ready, note)
+
+    def endpoint(self) -> Endpoint:
+        return self._endpoint(self._running())
+
+    def _endpoint(self, target: LaptopTarget) -> Endpoint:
+        return Endpoint(target.host, target.port, logins(self.manifests))
+
+    # -- using it -------------------------------------------------------------------------
+    def psql_argv(self, role: str, extra: list[str]) -> tuple[list[str], dict[str, str]]:
+        target = self._running()
+        endpoint = self._endpoint(target)
+        login = endpoint.login(role)
+        env = {"PGHOST": endpoint.host, "PGPORT": str(endpoint.port), "PGDATABASE": endpoint.database,
+               "PGUSER": login.user, "PGPASSWORD": login.password,
+               "PGOPTIONS": f"-c search_path={endpoint.schema},public",
+               "PGAPPNAME": "localenv-psql"}
+        return [target.binaries.tool("psql"), *extra], env
+
+    def log_files(self) -> list[Path]:
+        target = self._opened()
+        log_dir = target.server.datadir / "log"
+        files = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
+        return files + ([target.server.startup_log] if target.server.startup_log.exists() else [])
+
+    def backup(self, folder: Path) -> Path:
+        target = self._running()
+        container = workload.backup(self.manifests)
+        backup_mount = next(m.path for m in container.mounts() if m.source.get("persistentVolumeClaim") is not None)
+        folder.mkdir(parents=True, exist_ok=True)
+        before = set(folder.glob("*.dump"))
+        self.progress(f"running the backup CronJob's script into {folder}")
+        proc = target.run_script(container, env={"RETENTION_DAYS": LAPTOP_RETENTION_DAYS},
+                                 mounts={backup_mount: folder})
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise EnvironmentProblem(f"the backup script failed: {tail[-1] if tail else proc.returncode}; "
+                                     f"earlier backups in {folder} are untouched")
+        new = sorted(set(folder.glob("*.dump")) - before, key=lambda p: p.stat().st_mtime)
+        if not new:  # same second as an earlier dump: the script replaced it with this one
+            new = sorted(folder.glob("*.dump"), key=lambda p: p.stat().st_mtime)
+        return new[-1]
+
+    def restore(self, dump: Path) -> None:
+        target = self._running()
+        if not dump.is_file():
+            raise InputError(f"{dump}: no such file")
+        pg_restore = target.binaries.tool("pg_restore")
+        listed = subprocess.run([pg_restore, "--list", str(dump)], capture_output=True, text=True, check=False)
+        if listed.returncode != 0:
+            raise InputError(f"{dump} is not a pg_dump custom-format archive (what `localenv backup` writes)")
+        safety = self.backup(self.settings.backups / "before-restore")
+        self.progress(f"saved the current data first: {safety}")
+        # As the superuser: the dump also carries the database-level REVOKE on schema public
+        # (sql/04-privileges.sql), which only public's owner may run.
+        info = target.conninfo("superuser")
+        env = {"PGHOST": info["host"], "PGPORT": str(info["port"]), "PGUSER": info["user"],
+               "PGPASSWORD": info["password"], "PGDATABASE": info["dbname"], "PATH": str(target.binaries.bindir)}
+        self.progress(f"restoring {dump} as {info['user']}")
+        proc = subprocess.run([pg_restore, "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
+                               "--no-password", "--dbname", info["dbname"], str(dump)],
+                              capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            errors = [l for l in proc.stderr.splitlines() if "error:" in l] or proc.stderr.strip().splitlines()
+            raise EnvironmentProblem(f"pg_restore failed and changed nothing (one transaction): "
+                                     f"{errors[0].strip() if errors else proc.returncode}")
+
+    def delete_data(self) -> None:
+        target = self._opened()
+        if target.server.running():
+            raise EnvironmentProblem("the server is running; stop it first (localenv down)")
+        for path in (target.volume_dir, self.state_file):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", choices=("native", "docker", "kind", "cluster"), default="native")
     run.add_argument("--keep", action="store_true", help="keep the server/cluster and its files after the run")
     run.add_argument("--allow-writes", action="store_true", help="cluster target: allow checks that write")
+    run.add_argument("--context", default=None, help="cluster target: kubectl context (default: $CONFORMANCE_CONTEXT, "
+                                                     "else the current one)")
+    run.add_argument("--cluster-name", default=None, help="kind target: cluster to create or reuse (default pc-conformance)")
     gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
     gen.add_argument("--manifests", type=Path, default=_default_manifests())
     gen.add_argument("--sql", type=Path, default=None)
@@ -80,7 +83,8 @@ def cmd_run(args) -> int:
 
     loaded = manifests.load(args.manifests)
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
-                       progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True))
+                       progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),
+                       manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name)
     _emit(render(args.format, results, {"what": f"live ({args.target})", "target": args.target,
                                         "manifests": str(args.manifests), "verbose": args.verbose}), args.output)
     if args.output is not None:

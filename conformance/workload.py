@@ -22,6 +22,7 @@ class Mount:
     path: str
     volume: str
     source: dict  # the volume's definition (configMap / persistentVolumeClaim / emptyDir ...)
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Container:
         volumes = {v.get("name"): v for v in (self.owner.get(POD_SPEC[self.owner.kind] + ("volumes",)) or [])}
         out = []
         for m in self.spec.get("volumeMounts") or []:
-            out.append(Mount(m.get("mountPath", ""), m.get("name", ""), volumes.get(m.get("name"), {})))
+            out.append(Mount(m.get("mountPath", ""), m.get("name", ""), volumes.get(m.get("name"), {}),
+                             bool(m.get("readOnly"))))
         return out
 
     def mount_of_configmap(self, configmap: str) -> Mount | None:

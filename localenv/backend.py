@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance import workload
+from conformance.errors import EnvironmentProblem, InputError
 from conformance.manifests import Manifests
 from conformance.plan import figure
 from localenv.connection import ROLES, Endpoint, Login
@@ -22,8 +25,8 @@ class Status:
     backend: str
     running: bool
     port: int | None
-    data_dir: Path
-    data_bytes: int
+    data_dir: str       # a directory, or where the backend keeps the data (a Docker volume)
+    data_bytes: int | None
     ready: str          # the readiness probe's verdict, or why it was not run
     note: str = ""
 
@@ -89,17 +92,71 @@ class Backend(abc.ABC):
         """How to reach the running server; EnvironmentProblem when it is not running."""
 
     @abc.abstractmethod
-    def psql_argv(self, role: str, extra: list[str]) -> tuple[list[str], dict[str, str]]: ...
-
-    @abc.abstractmethod
     def log_files(self) -> list[Path]: ...
 
     @abc.abstractmethod
-    def backup(self, folder: Path) -> Path:
-        """Run the backup CronJob's script into folder; return the new dump."""
+    def running_target(self):
+        """The conformance Target the server runs in; EnvironmentProblem when stopped."""
 
     @abc.abstractmethod
-    def restore(self, dump: Path) -> None: ...
+    def tools(self, target):
+        """PostgreSQL 14 client binaries (conformance.pg.binaries.Binaries) on this machine."""
+
+    def endpoint_of(self, target) -> Endpoint:
+        return Endpoint(target.host, target.port, logins(self.manifests))
+
+    # -- the commands every backend shares: they only need a running target ------------------
+    def psql_argv(self, role: str, extra: list[str]) -> tuple[list[str], dict[str, str]]:
+        target = self.running_target()
+        endpoint = self.endpoint_of(target)
+        login = endpoint.login(role)
+        env = {"PGHOST": endpoint.host, "PGPORT": str(endpoint.port), "PGDATABASE": endpoint.database,
+               "PGUSER": login.user, "PGPASSWORD": login.password,
+               "PGOPTIONS": f"-c search_path={endpoint.schema},public", "PGAPPNAME": "localenv-psql"}
+        return [self.tools(target).tool("psql"), *extra], env
+
+    def backup(self, folder: Path) -> Path:
+        """Run the backup CronJob's own script into folder; return the new dump."""
+        target = self.running_target()
+        container = workload.backup(self.manifests)
+        backup_mount = next(m.path for m in container.mounts() if m.source.get("persistentVolumeClaim") is not None)
+        folder.mkdir(parents=True, exist_ok=True)
+        before = set(folder.glob("*.dump"))
+        self.progress(f"running the backup CronJob's script into {folder}")
+        proc = target.run_script(container, env={"RETENTION_DAYS": LAPTOP_RETENTION_DAYS}, mounts={backup_mount: folder})
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise EnvironmentProblem(f"the backup script failed: {tail[-1] if tail else proc.returncode}; "
+                                     f"earlier backups in {folder} are untouched")
+        new = sorted(set(folder.glob("*.dump")) - before, key=lambda p: p.stat().st_mtime)
+        if not new:  # same second as an earlier dump: the script replaced it with this one
+            new = sorted(folder.glob("*.dump"), key=lambda p: p.stat().st_mtime)
+        return new[-1]
+
+    def restore(self, dump: Path) -> None:
+        """Restore a custom-format dump in one transaction, after saving the current data."""
+        target = self.running_target()
+        if not dump.is_file():
+            raise InputError(f"{dump}: no such file")
+        pg_restore = self.tools(target).tool("pg_restore")
+        listed = subprocess.run([pg_restore, "--list", str(dump)], capture_output=True, text=True, check=False)
+        if listed.returncode != 0:
+            raise InputError(f"{dump} is not a pg_dump custom-format archive (what `localenv backup` writes)")
+        safety = self.backup(self.settings.backups / "before-restore")
+        self.progress(f"saved the current data first: {safety}")
+        # As the superuser: the dump also carries the database-level REVOKE on schema public
+        # (sql/04-privileges.sql), which only public's owner may run.
+        info = target.conninfo("superuser")
+        env = {"PGHOST": info["host"], "PGPORT": str(info["port"]), "PGUSER": info["user"],
+               "PGPASSWORD": info["password"], "PGDATABASE": info["dbname"]}
+        self.progress(f"restoring {dump} as {info['user']}")
+        proc = subprocess.run([pg_restore, "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
+                               "--no-password", "--dbname", info["dbname"], str(dump)],
+                              capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            errors = [l for l in proc.stderr.splitlines() if "error:" in l] or proc.stderr.strip().splitlines()
+            raise EnvironmentProblem(f"pg_restore failed and changed nothing (one transaction): "
+                                     f"{errors[0].strip() if errors else proc.returncode}")
 
     @abc.abstractmethod
     def delete_data(self) -> None:

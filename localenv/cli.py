@@ -144,7 +144,7 @@ def cmd_status(backend, args) -> int:
     else:
         state = f"running on 127.0.0.1:{st.port}" if st.running else "stopped"
         print(f"backend  {st.backend}\nstate    {state}\nready    {st.ready}\n"
-              f"data     {st.data_dir} ({_size(st.data_bytes)})\n"
+              f"data     {st.data_dir}{'' if st.data_bytes is None else f' ({_size(st.data_bytes)})'}\n"
               f"backups  {backend.settings.backups} ({len(backups)} dumps)")
         if st.note:
             print(f"note     {st.note}")
@@ -211,7 +211,8 @@ def _follow(backend, path: Path) -> int:
 def cmd_reset(backend, args) -> int:
     if not args.yes:
         st = backend.status()
-        print(f"error: reset deletes the data in {st.data_dir} ({_size(st.data_bytes)}). Backups in "
+        size = "" if st.data_bytes is None else f" ({_size(st.data_bytes)})"
+        print(f"error: reset deletes the data in {st.data_dir}{size}. Backups in "
               f"{backend.settings.backups} stay. Run `localenv backup` first if you need the data, "
               "then `localenv reset --yes`.", file=sys.stderr)
         return 2

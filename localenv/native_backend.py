@@ -4,15 +4,13 @@ kept in LOCALENV_HOME/native and left running (detached) until `down`."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance import workload
-from conformance.errors import EnvironmentProblem, InputError
+from conformance.errors import EnvironmentProblem
 from conformance.live.runner import apply_schema
 from conformance.targets.native import NativeTarget
-from localenv.backend import LAPTOP_RETENTION_DAYS, Backend, Status, UpResult, dir_size, logins, schema_sha
+from localenv.backend import Backend, Status, UpResult, dir_size, schema_sha
 from localenv.connection import Endpoint, write_pgpass
 from localenv.state import State
 
@@ -62,11 +60,11 @@ class NativeBackend(Backend):
         state = State.load(self.state_file)
         if target.server.running():
             if state.schema_done:
-                return UpResult(self._endpoint(target), already_running=True, created=False)
+                return UpResult(self.endpoint_of(target), already_running=True, created=False)
             # Running, but an earlier `up` stopped before the schema was applied.
             target.ensure_database()
             self._apply_schema(target, state)
-            return UpResult(self._endpoint(target), already_running=True, created=False)
+            return UpResult(self.endpoint_of(target), already_running=True, created=False)
         datadir = target.server.datadir
         if state.initdb_started and not state.initdb_done and datadir.exists():
             # Our own first `up` was interrupted before the server ever ran: nothing of the
@@ -95,7 +93,7 @@ class NativeBackend(Backend):
             if started or target.server.running():
                 target.stop()  # keep=True: the data stays
             raise
-        endpoint = self._endpoint(target)
+        endpoint = self.endpoint_of(target)
         write_pgpass(endpoint, self.settings.pgpass)
         return UpResult(endpoint, already_running=False, created=created, notes=tuple(notes))
 
@@ -123,73 +121,24 @@ class NativeBackend(Backend):
         note = ""
         if target.server.initialized and target.server.data_major() != target.binaries.major:
             note = f"the data directory holds PostgreSQL {target.server.data_major()} data"
-        return Status(self.name, running, target.port if running else None, target.server.datadir,
+        return Status(self.name, running, target.port if running else None, str(target.server.datadir),
                       dir_size(target.volume_dir) if target.volume_dir.exists() else 0, ready, note)
 
     def endpoint(self) -> Endpoint:
-        return self._endpoint(self._running())
+        return self.endpoint_of(self._running())
 
-    def _endpoint(self, target: LaptopTarget) -> Endpoint:
-        return Endpoint(target.host, target.port, logins(self.manifests))
+    # -- what the shared commands need ------------------------------------------------------
+    def running_target(self) -> LaptopTarget:
+        return self._running()
 
-    # -- using it -------------------------------------------------------------------------
-    def psql_argv(self, role: str, extra: list[str]) -> tuple[list[str], dict[str, str]]:
-        target = self._running()
-        endpoint = self._endpoint(target)
-        login = endpoint.login(role)
-        env = {"PGHOST": endpoint.host, "PGPORT": str(endpoint.port), "PGDATABASE": endpoint.database,
-               "PGUSER": login.user, "PGPASSWORD": login.password,
-               "PGOPTIONS": f"-c search_path={endpoint.schema},public",
-               "PGAPPNAME": "localenv-psql"}
-        return [target.binaries.tool("psql"), *extra], env
+    def tools(self, target: LaptopTarget):
+        return target.binaries
 
     def log_files(self) -> list[Path]:
         target = self._opened()
         log_dir = target.server.datadir / "log"
         files = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
         return files + ([target.server.startup_log] if target.server.startup_log.exists() else [])
-
-    def backup(self, folder: Path) -> Path:
-        target = self._running()
-        container = workload.backup(self.manifests)
-        backup_mount = next(m.path for m in container.mounts() if m.source.get("persistentVolumeClaim") is not None)
-        folder.mkdir(parents=True, exist_ok=True)
-        before = set(folder.glob("*.dump"))
-        self.progress(f"running the backup CronJob's script into {folder}")
-        proc = target.run_script(container, env={"RETENTION_DAYS": LAPTOP_RETENTION_DAYS},
-                                 mounts={backup_mount: folder})
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise EnvironmentProblem(f"the backup script failed: {tail[-1] if tail else proc.returncode}; "
-                                     f"earlier backups in {folder} are untouched")
-        new = sorted(set(folder.glob("*.dump")) - before, key=lambda p: p.stat().st_mtime)
-        if not new:  # same second as an earlier dump: the script replaced it with this one
-            new = sorted(folder.glob("*.dump"), key=lambda p: p.stat().st_mtime)
-        return new[-1]
-
-    def restore(self, dump: Path) -> None:
-        target = self._running()
-        if not dump.is_file():
-            raise InputError(f"{dump}: no such file")
-        pg_restore = target.binaries.tool("pg_restore")
-        listed = subprocess.run([pg_restore, "--list", str(dump)], capture_output=True, text=True, check=False)
-        if listed.returncode != 0:
-            raise InputError(f"{dump} is not a pg_dump custom-format archive (what `localenv backup` writes)")
-        safety = self.backup(self.settings.backups / "before-restore")
-        self.progress(f"saved the current data first: {safety}")
-        # As the superuser: the dump also carries the database-level REVOKE on schema public
-        # (sql/04-privileges.sql), which only public's owner may run.
-        info = target.conninfo("superuser")
-        env = {"PGHOST": info["host"], "PGPORT": str(info["port"]), "PGUSER": info["user"],
-               "PGPASSWORD": info["password"], "PGDATABASE": info["dbname"], "PATH": str(target.binaries.bindir)}
-        self.progress(f"restoring {dump} as {info['user']}")
-        proc = subprocess.run([pg_restore, "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
-                               "--no-password", "--dbname", info["dbname"], str(dump)],
-                              capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            errors = [l for l in proc.stderr.splitlines() if "error:" in l] or proc.stderr.strip().splitlines()
-            raise EnvironmentProblem(f"pg_restore failed and changed nothing (one transaction): "
-                                     f"{errors[0].strip() if errors else proc.returncode}")
 
     def delete_data(self) -> None:
         target = self._opened()

@@ -10,7 +10,7 @@ from conformance.results import Result, Status
 
 
 def load_checks() -> None:
-    from conformance.live import checks  # noqa: F401  (registers on import)
+    from conformance.live import checks, kube_checks  # noqa: F401  (register on import)
 
 
 def apply_schema(target) -> None:
@@ -25,16 +25,39 @@ def run_checks(ctx: LiveContext, only: set[str] | None = None) -> list[Result]:
     return [check.run(ctx) for cid, check in registry.LIVE.items() if only is None or cid in only]
 
 
+def target_options(target_name: str, keep: bool, allow_writes: bool, progress, manifests_dir=None,
+                   context: str | None = None, cluster: str | None = None) -> dict:
+    """The keyword arguments each target takes, decided in one place."""
+    options: dict = {"progress": progress, "keep": keep}
+    if target_name == "kind":
+        options.update(manifests_dir=manifests_dir, cluster=cluster)
+    if target_name == "cluster":
+        options.update(context=context, allow_writes=allow_writes)
+    return options
+
+
+def skipped_all(reason: str, only: set[str] | None = None) -> list[Result]:
+    load_checks()
+    return [Result(c.id, c.section, c.title, Status.SKIPPED, message=reason, checklist=c.checklist, scope=c.scope)
+            for cid, c in registry.LIVE.items() if only is None or cid in only]
+
+
 def run_live(manifests, target_name: str, keep: bool = False, allow_writes: bool = False, progress=None,
-             only: set[str] | None = None) -> list[Result]:
-    options = {"progress": progress} if target_name == "native" else {}
-    if keep and target_name == "native":
-        options["keep"] = True
-    target = targets.create(target_name, manifests, **options)
-    with target:
+             only: set[str] | None = None, manifests_dir=None, context: str | None = None,
+             cluster: str | None = None) -> list[Result]:
+    reason = targets.unavailable_reason(target_name)
+    if reason:
         if progress:
-            progress("applying the schema-init Job's script")
-        apply_schema(target)
+            progress(f"skipped: {reason}")
+        return skipped_all(reason, only)
+    target = targets.create(target_name, manifests,
+                            **target_options(target_name, keep, allow_writes, progress, manifests_dir, context, cluster))
+    with target:
+        if target_name in ("native", "docker"):
+            # kind and the cluster ran the init Job itself, as Kubernetes runs it.
+            if progress:
+                progress("applying the schema-init Job's script")
+            apply_schema(target)
         ctx = LiveContext(target, manifests, allow_writes=allow_writes or target_name != "cluster")
         if progress:
             progress("running live checks")

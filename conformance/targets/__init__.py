@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import shutil
+
 TARGETS = ("native", "docker", "kind", "cluster")
 
 
+def unavailable_reason(name: str) -> str | None:
+    """None when the target can run on this machine; else why not, in one line."""
+    if name == "docker":
+        from conformance.targets import docker_engine
+
+        reason = docker_engine.unavailable_reason()
+        return f"the docker target needs a running Docker engine: {reason}" if reason else None
+    if name == "kind":
+        from conformance.targets.kind import unavailable_reason as kind_reason
+
+        reason = kind_reason()
+        return f"the kind target cannot run here: {reason}" if reason else None
+    if name == "cluster" and shutil.which("kubectl") is None:
+        return "the cluster target needs kubectl on PATH"
+    return None
+
+
 def create(name: str, manifests, **options):
-    if name in ("docker", "kind", "cluster"):
-        import importlib.util
-
-        from conformance.errors import EnvironmentProblem
-
-        if importlib.util.find_spec(f"conformance.targets.{name}") is None:
-            raise EnvironmentProblem(f"the {name} target is not built yet (issue 6); use --target native")
     if name == "native":
         from conformance.targets.native import NativeTarget
 

@@ -1,0 +1,373 @@
+"""The docker target: the StatefulSet's own image, env, args, user, limits and mounts (see
+container_spec.py), on a Docker network where the Services' DNS names resolve to it, so the
+Job's and CronJob's scripts run unchanged as containers of their own images.
+
+Two modes. Ephemeral (the conformance suite): everything is named after a random token,
+testcontainers' reaper removes it if this process dies, and stop() removes container, data
+volume, network and work directory. Persistent (localenv): fixed names, no reaper; stop()
+stops and removes the container but keeps the data volume, so the next start finds the data.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import secrets
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from conformance import timeouts, workload
+from conformance.errors import EnvironmentProblem
+from conformance.manifests import Manifests
+from conformance.pg import ports
+from conformance.plan import figure
+from conformance.targets import docker_engine
+from conformance.targets.base import Target
+from conformance.targets.container_spec import ContainerSpec, container_spec
+from conformance.targets.native import materialize_configmap
+from conformance.targets.waiting import wait_until
+
+LOCAL_HOST = "127.0.0.1"
+LABEL = "io.phonebill.product-change-db"
+
+
+class DockerTarget(Target):
+    name = "docker"
+
+    def __init__(self, manifests: Manifests, keep: bool = False, progress=None, workdir: Path | None = None,
+                 prefix: str | None = None, persistent: bool = False, port: int | None = None,
+                 prefer_port: int | None = None):
+        super().__init__(manifests)
+        self.db = workload.database(manifests)
+        self.persistent = persistent
+        self.keep = keep or persistent
+        self.prefix = prefix or f"pc-conformance-{secrets.token_hex(4)}"
+        self.progress = progress or (lambda message: None)
+        self._given_workdir = workdir
+        self.workdir: Path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        self._given_port = port
+        self._prefer_port = prefer_port
+        self._host_port: int | None = None
+        self._client = None
+        self._container = None
+        self._script_count = 0
+
+    # -- names and layout: pure, unit-tested ----------------------------------------------
+    @property
+    def container_name(self) -> str:
+        return f"{self.prefix}-db"
+
+    @property
+    def network_name(self) -> str:
+        return f"{self.prefix}-net"
+
+    def volume_name(self, claim: str) -> str:
+        return f"{self.prefix}-{claim}"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.workdir / "backup"
+
+    @property
+    def sql_dir(self) -> Path:
+        return self.workdir / "sql"
+
+    def config_dir(self, volume: str) -> Path:
+        return self.workdir / "config" / volume
+
+    @property
+    def pgdata(self) -> str:
+        return self.db.env["PGDATA"]
+
+    def aliases(self) -> list[str]:
+        """The names the cluster's DNS gives the database: every Service selecting it, short,
+        namespaced and fully qualified, so PGHOST in the Job works unchanged."""
+        namespace = figure("namespace").expected
+        names = []
+        for svc in self.manifests.of_kind("Service"):
+            short = svc.name
+            names += [short, f"{short}.{namespace}", f"{short}.{namespace}.svc", f"{short}.{namespace}.svc.cluster.local"]
+        return names
+
+    def labels(self) -> dict[str, str]:
+        return {LABEL: self.prefix}
+
+    def db_spec(self) -> ContainerSpec:
+        sources: dict[str, str] = {}
+        claims = {t.get("metadata", {}).get("name") for t in self.db.owner.get(("spec", "volumeClaimTemplates")) or []}
+        for mount in self.db.mounts():
+            if mount.source.get("configMap"):
+                sources[mount.volume] = str(self.config_dir(mount.volume))
+            elif mount.volume in claims or mount.source.get("persistentVolumeClaim") is not None:
+                sources[mount.volume] = self.volume_name(mount.volume)
+        return container_spec(self.db, self.container_name, sources, labels=self.labels())
+
+    def script_spec(self, container: workload.Container, env: dict | None = None,
+                    mounts: dict[str, Path] | None = None) -> ContainerSpec:
+        sources: dict[str, str] = {}
+        by_path = {m.path: m for m in container.mounts()}
+        for mount in container.mounts():
+            if mount.source.get("configMap"):
+                sources[mount.volume] = str(self.sql_dir)
+            elif mount.source.get("persistentVolumeClaim") is not None:
+                sources[mount.volume] = str(self.backup_dir)
+        for path, local in (mounts or {}).items():
+            if path not in by_path:
+                raise ValueError(f"{container.owner.ref} container {container.name} mounts nothing at {path}")
+            sources[by_path[path].volume] = str(Path(local).absolute())
+        self._script_count += 1
+        name = f"{self.prefix}-{container.owner.name}-{self._script_count}"
+        return container_spec(container, name, sources, env=env, labels=self.labels())
+
+    def port_binding(self) -> dict:
+        """Published on loopback only: the dev passwords must not reach the LAN."""
+        port = str(figure("port").expected)
+        return {f"{port}/tcp": (LOCAL_HOST, self._choose_port())}
+
+    def _choose_port(self) -> int | None:
+        if self._given_port is not None:
+            if not ports.is_free(self._given_port):
+                raise EnvironmentProblem(f"port {self._given_port} on {LOCAL_HOST} is in use by another program. "
+                                         "Fix: stop that program, or choose another port")
+            return self._given_port
+        if self._prefer_port is not None:
+            return ports.first_free_from(self._prefer_port)
+        return None  # Docker picks one
+
+    # -- engine -----------------------------------------------------------------------------
+    def _docker(self):
+        if self._client is None:
+            docker_engine.require()
+            import docker
+
+            self._client = docker.from_env(timeout=timeouts.IMAGE_PULL)
+        return self._client
+
+    def _pull(self, image: str) -> None:
+        import docker
+
+        client = self._docker()
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            self.progress(f"pulling {image}")
+            try:
+                client.images.pull(image)
+            except docker.errors.APIError as exc:
+                raise EnvironmentProblem(f"cannot pull {image}: {exc.explanation or exc}") from None
+
+    def _ensure_network(self):
+        import docker
+
+        client = self._docker()
+        try:
+            return client.networks.get(self.network_name)
+        except docker.errors.NotFound:
+            return client.networks.create(self.network_name, labels=self.labels())
+
+    def _ensure_volume(self, name: str) -> None:
+        import docker
+
+        client = self._docker()
+        try:
+            client.volumes.get(name)
+        except docker.errors.NotFound:
+            client.volumes.create(name, labels=self.labels())
+
+    def _existing(self):
+        import docker
+
+        try:
+            return self._docker().containers.get(self.container_name)
+        except docker.errors.NotFound:
+            return None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _materialize(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for mount in self.db.mounts():
+            if mount.source.get("configMap"):
+                materialize_configmap(self.manifests, mount, self.config_dir(mount.volume))
+        init_mount = workload.schema_init(self.manifests).mount_of_configmap(figure("schema-configmap").expected)
+        if init_mount is not None:
+            shutil.rmtree(self.sql_dir, ignore_errors=True)
+            materialize_configmap(self.manifests, init_mount, self.sql_dir)
+        self.backup_dir.mkdir(exist_ok=True)
+        # The scripts run as the pod's non-root user and must write here, as on the PVC.
+        self.backup_dir.chmod(0o777)
+
+    def start(self) -> None:
+        if not self.persistent:
+            # testcontainers' reaper removes what this run created if the process dies.
+            from testcontainers.core.container import Reaper
+
+            self._docker()
+            Reaper.get_instance()
+            atexit.register(self._stop_quietly)
+        existing = self._existing()
+        if existing is not None and existing.status == "running":
+            self._container = existing
+            self.wait_ready()
+            return
+        if existing is not None:
+            existing.remove(force=True)  # a stopped container of an older spec; the volume stays
+        self._materialize()
+        spec = self.db_spec()
+        self._pull(spec.image)
+        network = self._ensure_network()
+        for mount in spec.mounts:
+            if mount.kind == "volume":
+                self._ensure_volume(mount.source)
+        kwargs = spec.docker_kwargs()
+        if not self.persistent:
+            from testcontainers.core.labels import create_labels
+
+            kwargs["labels"] = create_labels(spec.image, kwargs["labels"])
+        self.progress(f"starting {spec.image} as {spec.name}")
+        self._container = self._docker().containers.create(
+            **kwargs, ports=self.port_binding(), detach=True, network=network.name,
+            networking_config={network.name: self._docker().api.create_endpoint_config(aliases=self.aliases())},
+        )
+        self._container.start()
+        self.wait_ready()
+
+    @property
+    def host(self) -> str:
+        return LOCAL_HOST
+
+    @property
+    def port(self) -> int:
+        if self._host_port is None:
+            self._container.reload()
+            binding = self._container.ports.get(f"{figure('port').expected}/tcp") or []
+            if not binding:
+                raise EnvironmentProblem(f"container {self.container_name} publishes no port (status {self._container.status})")
+            self._host_port = int(binding[0]["HostPort"])
+        return self._host_port
+
+    def wait_ready(self) -> None:
+        """Ready means the superuser's query answered through the published port."""
+        import psycopg
+
+        self._host_port = None
+
+        def answered():
+            self._container.reload()
+            if self._container.status in ("exited", "dead"):
+                raise EnvironmentProblem(self._exit_report())
+            with psycopg.connect(**self.conninfo("superuser", dbname="postgres"), connect_timeout=3) as conn:
+                return conn.execute("SELECT 1").fetchone()[0] == 1
+
+        wait_until(answered, f"{self.container_name} answering a query", timeouts.SERVER_READY,
+                   retry_on=(psycopg.OperationalError,))
+
+    def _exit_report(self) -> str:
+        logs = self._container.logs(tail=200).decode(errors="replace")
+        dump = self.workdir / f"{self.container_name}-failure.log"
+        dump.write_text(logs)
+        tail = [line for line in logs.splitlines() if line.strip()][-1:] or ["(no output)"]
+        return f"container {self.container_name} exited: {tail[0]} (full log: {dump})"
+
+    def stop_server(self) -> None:
+        self._container.stop(timeout=timeouts.CONTAINER_STOP)
+
+    def start_server(self) -> None:
+        self._container.start()
+        self.wait_ready()
+
+    def stop(self) -> None:
+        if self._client is None:
+            if not self.keep:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            return
+        import docker
+
+        client = self._client
+        container = self._container or self._existing()
+        if container is not None:
+            try:
+                if self.persistent:
+                    container.stop(timeout=timeouts.CONTAINER_STOP)
+                container.remove(force=True, v=not self.persistent)
+            except docker.errors.NotFound:
+                pass
+        self._container = None
+        if not self.persistent and not self.keep:
+            for name in [self.volume_name(v) for v in self.claims()]:
+                try:
+                    client.volumes.get(name).remove(force=True)
+                except docker.errors.NotFound:
+                    pass
+            try:
+                client.networks.get(self.network_name).remove()
+            except docker.errors.NotFound:
+                pass
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def claims(self) -> list[str]:
+        return [t.get("metadata", {}).get("name") for t in self.db.owner.get(("spec", "volumeClaimTemplates")) or []]
+
+    def _stop_quietly(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+    def running(self) -> bool:
+        container = self._existing()
+        return container is not None and container.status == "running"
+
+    def attach(self) -> bool:
+        """Find a running container of this prefix (localenv's other commands)."""
+        container = self._existing()
+        if container is None or container.status != "running":
+            return False
+        self._container = container
+        return True
+
+    # -- what the cluster would run -------------------------------------------------------
+    def run_script(self, container, env=None, mounts=None, timeout=timeouts.SCRIPT):
+        spec = self.script_spec(container, env, mounts)
+        self._pull(spec.image)
+        kwargs = spec.docker_kwargs()
+        if not self.persistent:
+            from testcontainers.core.labels import create_labels
+
+            kwargs["labels"] = create_labels(spec.image, kwargs["labels"])
+        run = self._docker().containers.create(**kwargs, detach=True, network=self.network_name)
+        try:
+            run.start()
+            try:
+                code = run.wait(timeout=timeout)["StatusCode"]
+            except Exception:
+                run.kill()
+                raise subprocess.TimeoutExpired(spec.name, timeout) from None
+            out = run.logs(stdout=True, stderr=False).decode(errors="replace")
+            err = run.logs(stdout=False, stderr=True).decode(errors="replace")
+        finally:
+            run.remove(force=True)
+        return subprocess.CompletedProcess([spec.name], code, out, err)
+
+    def run_probe(self, probe: str) -> int:
+        argv = self.db.probe_command(probe)
+        if not argv:
+            return -1
+        self._container.reload()
+        if self._container.status != "running":
+            return 1  # the kubelet's exec into a stopped container fails too
+        result = self._container.exec_run(argv)
+        return result.exit_code
+
+    def log_files(self) -> dict[str, str]:
+        import docker
+
+        try:
+            stream, _ = self._container.get_archive(f"{self.pgdata}/log")
+        except docker.errors.NotFound:
+            return {}
+        archive = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
+        return {Path(m.name).name: archive.extractfile(m).read().decode(errors="replace")
+                for m in archive.getmembers() if m.isfile()}

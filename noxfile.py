@@ -1,4 +1,4 @@
-"""Sessions: tests (default), gate, conformance, localenv, schema, bench."""
+"""Sessions: tests (default), gate, conformance, docker, kind, cluster, localenv, schema, bench."""
 
 from __future__ import annotations
 
@@ -40,6 +40,28 @@ def conformance(session: nox.Session) -> None:
     _install(session)
     session.run("python", "-m", "conformance", "check")
     session.run("python", "-m", "conformance", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docker(session: nox.Session) -> None:
+    """Live checks in Docker with the manifests' image (needs a Docker engine)."""
+    _install(session)
+    session.run("python", "-m", "conformance", "run", "--target", "docker", *session.posargs)
+    session.run("pytest", "-m", "docker", "tests/test_docker_target.py")
+
+
+@nox.session(python=PYTHON)
+def kind(session: nox.Session) -> None:
+    """Apply manifests/ to a kind cluster and run every check there (needs Docker, kind, kubectl)."""
+    _install(session)
+    session.run("python", "-m", "conformance", "run", "--target", "kind", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def cluster(session: nox.Session) -> None:
+    """Read-only checks against an existing cluster (--context NAME; --allow-writes to write)."""
+    _install(session)
+    session.run("python", "-m", "conformance", "run", "--target", "cluster", *session.posargs)
 
 
 @nox.session(python=PYTHON)

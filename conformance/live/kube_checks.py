@@ -149,6 +149,12 @@ def judge_cronjob_run(outcome: str | None, dumps: list[str], verified: dict[str,
     return out
 
 
+def judge_survival(rows: int) -> list[Finding]:
+    if rows != 1:
+        return [_f(STS_FILE, f"StatefulSet/{figure('name').expected}", "rows after a pod delete", 1, rows)]
+    return []
+
+
 def judge_cronjob_status(cron: dict | None) -> list[Finding]:
     """Read-only form for an existing cluster: the last scheduled run succeeded."""
     obj = f"CronJob/{figure('backup-cronjob').expected}"
@@ -236,9 +242,7 @@ def survives_pod_delete(ctx):
                      "VALUES (%s, 'CUSTOMER_INFO', 'GET', '/check')", (marker,))
     ctx.target.delete_pod()
     try:
-        count = ctx.query(f"SELECT count(*) FROM {table} WHERE request_id = %s", (marker,))[0][0]
-        if count != 1:
-            yield _f(STS_FILE, f"StatefulSet/{figure('name').expected}", "rows after a pod delete", 1, count)
+        yield from judge_survival(ctx.query(f"SELECT count(*) FROM {table} WHERE request_id = %s", (marker,))[0][0])
     finally:
         with ctx.connect("admin") as conn:
             conn.execute(f"DELETE FROM {table} WHERE request_id = %s", (marker,))

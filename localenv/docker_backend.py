@@ -68,6 +68,8 @@ class DockerBackend(Backend):
         try:
             if not already:
                 target.start()
+                if target.fresh_volumes:  # removed outside localenv: a new database
+                    state, created = State(), True
             if not state.initdb_done:
                 state.initdb_started = state.initdb_done = True
                 state.save(self.state_file)

@@ -174,3 +174,28 @@ def test_every_live_check_passes_in_docker():
     skipped = {r.id for r in results if r.status is Status.SKIPPED}
     assert all(cid.startswith(("live-8.2-pod", "live-3.1-limits", "live-3.3", "live-9.1-network", "live-3.2",
                                "live-7.2", "live-5.1")) for cid in skipped), skipped
+
+
+@pytest.mark.parametrize("which", ["db", "job", "backup"])
+def test_docker_py_accepts_the_container_spec(target, which):
+    """docker-py's own argument builder (no engine needed) turns the spec into the HostConfig
+    the engine gets: a misspelt or misplaced keyword fails here, not on a user's machine."""
+    from docker.models.containers import _create_container_args
+
+    spec = {"db": target.db_spec, "job": lambda: target.script_spec(workload.schema_init(target.manifests)),
+            "backup": lambda: target.script_spec(workload.backup(target.manifests))}[which]()
+    kwargs = {**spec.docker_kwargs(), "detach": True, "network": "pc-test-net", "version": "1.44"}
+    if which == "db":
+        kwargs.update(ports=target.port_binding(), networking_config={"pc-test-net": {"Aliases": target.aliases()}})
+    host = _create_container_args(kwargs)["host_config"]
+    assert host["Memory"] == spec.mem_limit and host["NanoCpus"] == spec.nano_cpus
+    assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["NetworkMode"] == "pc-test-net"
+    assert all(":" in bind for bind in host["Binds"])
+
+
+def test_only_ephemeral_runs_are_left_to_the_reaper(tmp_path):
+    from testcontainers.core.labels import LABEL_SESSION_ID
+
+    assert LABEL_SESSION_ID in _target(tmp_path=tmp_path)._engine_labels({"a": "b"})
+    assert _target(tmp_path=tmp_path, persistent=True)._engine_labels({"a": "b"}) == {"a": "b"}

@@ -237,3 +237,50 @@ def test_pod_delete_check_fails_when_the_data_is_on_an_emptydir(tmp_path):
     (result,) = run_live(manifests.load(project.manifests), "kind", manifests_dir=project.manifests,
                          only={"live-5.1-survives-pod-delete"}, cluster="pc-conformance-mutation")
     assert result.status is Status.FAILED and "rows after a pod delete" in "\n".join(result.lines())
+
+
+FAKE_FORWARD_PROXY = textwrap.dedent("""
+    # Behaves like `kubectl port-forward` to a pod whose server listens on TARGET: relays
+    # every connection until it is terminated.
+    import socket, sys, threading
+    local, target = int(sys.argv[1]), int(sys.argv[2])
+    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", local)); srv.listen()
+    print(f"Forwarding from 127.0.0.1:{srv.getsockname()[1]} -> 5432", flush=True)
+    def pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            a.close(); b.close()
+    while True:
+        client, _ = srv.accept()
+        upstream = socket.create_connection(("127.0.0.1", target))
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+""")
+
+
+@pytest.mark.live
+def test_kube_target_reaches_the_server_through_its_port_forward(tmp_path):
+    """The kube targets' path to the server (port-forward, ready-by-query, accounts) against a
+    real PostgreSQL 14 behind a stand-in for kubectl port-forward."""
+    from conformance.targets.cluster import ClusterTarget
+    from conformance.targets.native import NativeTarget
+
+    script = tmp_path / "proxy.py"
+    script.write_text(FAKE_FORWARD_PROXY)
+    with NativeTarget(M) as server:
+        kube = ClusterTarget(M, context="ctx", workdir=tmp_path / "w")
+        kube.forward = PortForward(lambda local: [sys.executable, str(script), str(local), str(server.port)], 5432)
+        try:
+            kube.forward.start()
+            kube._wait_query()
+            import psycopg
+
+            with psycopg.connect(**kube.conninfo("superuser", dbname="postgres")) as conn:
+                assert conn.execute("SHOW server_version").fetchone()[0].startswith("14.")
+        finally:
+            kube.stop()

@@ -54,6 +54,7 @@ class DockerTarget(Target):
         self._client = None
         self._container = None
         self._script_count = 0
+        self.fresh_volumes: set[str] = set()  # data volumes this start created (no data yet)
 
     # -- names and layout: pure, unit-tested ----------------------------------------------
     @property
@@ -94,6 +95,15 @@ class DockerTarget(Target):
 
     def labels(self) -> dict[str, str]:
         return {LABEL: self.prefix}
+
+    def _engine_labels(self, labels: dict[str, str]) -> dict[str, str]:
+        """Ephemeral runs carry testcontainers' session labels: its reaper then removes the
+        containers, network and volumes if this process dies without cleaning up."""
+        if self.persistent:
+            return labels
+        from testcontainers.core.labels import create_labels
+
+        return create_labels("", labels)
 
     def db_spec(self) -> ContainerSpec:
         sources: dict[str, str] = {}
@@ -166,7 +176,7 @@ class DockerTarget(Target):
         try:
             return client.networks.get(self.network_name)
         except docker.errors.NotFound:
-            return client.networks.create(self.network_name, labels=self.labels())
+            return client.networks.create(self.network_name, labels=self._engine_labels(self.labels()))
 
     def _ensure_volume(self, name: str) -> None:
         import docker
@@ -175,7 +185,8 @@ class DockerTarget(Target):
         try:
             client.volumes.get(name)
         except docker.errors.NotFound:
-            client.volumes.create(name, labels=self.labels())
+            client.volumes.create(name, labels=self._engine_labels(self.labels()))
+            self.fresh_volumes.add(name)
 
     def _existing(self):
         import docker
@@ -202,10 +213,12 @@ class DockerTarget(Target):
     def start(self) -> None:
         if not self.persistent:
             # testcontainers' reaper removes what this run created if the process dies.
+            from testcontainers.core.config import testcontainers_config
             from testcontainers.core.container import Reaper
 
             self._docker()
-            Reaper.get_instance()
+            if not testcontainers_config.ryuk_disabled:
+                Reaper.get_instance()
             atexit.register(self._stop_quietly)
         existing = self._existing()
         if existing is not None and existing.status == "running":
@@ -222,10 +235,7 @@ class DockerTarget(Target):
             if mount.kind == "volume":
                 self._ensure_volume(mount.source)
         kwargs = spec.docker_kwargs()
-        if not self.persistent:
-            from testcontainers.core.labels import create_labels
-
-            kwargs["labels"] = create_labels(spec.image, kwargs["labels"])
+        kwargs["labels"] = self._engine_labels(kwargs["labels"])
         self.progress(f"starting {spec.image} as {spec.name}")
         self._container = self._docker().containers.create(
             **kwargs, ports=self.port_binding(), detach=True, network=network.name,
@@ -258,7 +268,7 @@ class DockerTarget(Target):
             self._container.reload()
             if self._container.status in ("exited", "dead"):
                 raise EnvironmentProblem(self._exit_report())
-            with psycopg.connect(**self.conninfo("superuser", dbname="postgres"), connect_timeout=3) as conn:
+            with psycopg.connect(**{**self.conninfo("superuser", dbname="postgres"), "connect_timeout": 3}) as conn:
                 return conn.execute("SELECT 1").fetchone()[0] == 1
 
         wait_until(answered, f"{self.container_name} answering a query", timeouts.SERVER_READY,
@@ -333,10 +343,7 @@ class DockerTarget(Target):
         spec = self.script_spec(container, env, mounts)
         self._pull(spec.image)
         kwargs = spec.docker_kwargs()
-        if not self.persistent:
-            from testcontainers.core.labels import create_labels
-
-            kwargs["labels"] = create_labels(spec.image, kwargs["labels"])
+        kwargs["labels"] = self._engine_labels(kwargs["labels"])
         run = self._docker().containers.create(**kwargs, detach=True, network=self.network_name)
         try:
             run.start()

@@ -142,7 +142,7 @@ class KubeTarget(Target):
         import psycopg
 
         def answered():
-            with psycopg.connect(**self.conninfo("superuser", dbname="postgres"), connect_timeout=3) as conn:
+            with psycopg.connect(**{**self.conninfo("superuser", dbname="postgres"), "connect_timeout": 3}) as conn:
                 return conn.execute("SELECT 1").fetchone()[0] == 1
 
         wait_until(answered, f"the server answering through port-forward {self.host}:{self.port}",

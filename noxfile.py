@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import nox
 
 nox.needs_version = ">=2024.3.2"
@@ -64,11 +67,14 @@ def cluster(session: nox.Session) -> None:
     session.run("python", "-m", "conformance", "run", "--target", "cluster", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session(venv_backend="none")
 def localenv(session: nox.Session) -> None:
     """Run the laptop database (up by default; pass a subcommand after --)."""
-    _install(session)
-    session.run("python", "-m", "localenv", *session.posargs, external=True)
+    # No venv of its own: the interpreter running nox (.venv's, from scripts/bootstrap) has
+    # the project installed, and a first `up` should not wait for a second install.
+    if importlib.util.find_spec("localenv") is None:
+        session.error("the project is not installed for this nox; run scripts/bootstrap, then .venv/bin/nox -s localenv")
+    session.run(sys.executable, "-m", "localenv", *session.posargs, external=True)
 
 
 @nox.session(python=PYTHON)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import nox
 
@@ -86,6 +87,13 @@ def schema(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmark the suite itself with pytest-benchmark (slow)."""
-    _install(session)
-    session.run("pytest", "tests/bench", "--benchmark-enable", "--benchmark-only", *session.posargs)
+    """Measure the dev tuning and the suite's own speed; write reports/ (slow; -- --quick)."""
+    session.install("-e", ".[test,bench]")
+    output = "reports"
+    if "--output" in session.posargs:
+        output = session.posargs[session.posargs.index("--output") + 1]
+    Path(output).mkdir(parents=True, exist_ok=True)
+    suite_json = f"{output}/suite-benchmark.json"
+    session.run("pytest", "tests/bench", "--benchmark-enable", "--benchmark-only", f"--benchmark-json={suite_json}",
+                "-q")
+    session.run("python", "-m", "conformance", "bench", *session.posargs, "--suite-json", suite_json)

@@ -1,4 +1,4 @@
-"""python -m conformance check | run | schema-configmap
+"""python -m conformance check | run | bench | schema-configmap
 
 Exit codes: 0 all checks pass, 1 a check failed, 2 the input or the environment cannot be used.
 """
@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--context", default=None, help="cluster target: kubectl context (default: $CONFORMANCE_CONTEXT, "
                                                      "else the current one)")
     run.add_argument("--cluster-name", default=None, help="kind target: cluster to create or reuse (default pc-conformance)")
+    bench = sub.add_parser("bench", help="measure what the dev tuning (plan 12.1) buys, side by side on one server")
+    bench.add_argument("--manifests", type=Path, default=_default_manifests())
+    bench.add_argument("--target", choices=("native", "docker", "kind"), default="native")
+    bench.add_argument("--quick", action="store_true", help="3 rounds of 3 s runs instead of 5 of 20 s")
+    bench.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
+    bench.add_argument("--suite-json", type=Path, default=None,
+                       help="pytest-benchmark JSON of the suite itself, to include in the report")
     gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
     gen.add_argument("--manifests", type=Path, default=_default_manifests())
     gen.add_argument("--sql", type=Path, default=None)
@@ -93,6 +100,28 @@ def cmd_run(args) -> int:
     return _exit_code(results)
 
 
+def cmd_bench(args) -> int:
+    from conformance import manifests, targets
+    from conformance.bench import harness, report
+    from conformance.live.runner import apply_schema, target_options
+
+    loaded = manifests.load(args.manifests)
+    reason = targets.unavailable_reason(args.target)
+    if reason:
+        print(f"skipped: {reason}", file=sys.stderr)
+        return 0
+    progress = lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True)  # noqa: E731
+    options = harness.QUICK if args.quick else harness.FULL
+    target = targets.create(args.target, loaded, **target_options(args.target, False, True, progress, args.manifests))
+    with target:
+        if args.target in ("native", "docker"):
+            apply_schema(target)
+        measurement = harness.Harness(target, loaded, options, progress).measure()
+    for path in report.write(measurement, args.output, args.suite_json):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_schema_configmap(args) -> int:
     from conformance import schema_configmap
 
@@ -114,7 +143,7 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    commands = {"check": cmd_check, "run": cmd_run, "schema-configmap": cmd_schema_configmap}
+    commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "schema-configmap": cmd_schema_configmap}
     try:
         return commands[args.command](args)
     except (InputError, EnvironmentProblem) as exc:

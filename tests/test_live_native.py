@@ -23,7 +23,8 @@ pytestmark = pytest.mark.live
 
 load_checks()
 # Kubernetes-level checks skip here; tests/test_kube_checks.py breaks their judges.
-LIVE_IDS = sorted(cid for cid, check in registry.LIVE.items() if check.func.__module__ == "conformance.live.checks")
+LIVE_IDS = sorted(cid for cid, check in registry.LIVE.items()
+                  if check.func.__module__ in ("conformance.live.checks", "conformance.live.tuning_checks"))
 KUBE_IDS = sorted(set(registry.LIVE) - set(LIVE_IDS))
 
 
@@ -122,6 +123,9 @@ LIVE_MUTATIONS = {
                                           [CRON, "exit code with a wrong password", "found 0"]),
     "live-7.1-backup-retention": (_yaml(CRON, "CronJob", ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0, "env", 7, "value"), "8"),
                                   [CRON, "retention", "'kept'"]),
+    "live-12.1-dev-tuning": (lambda p: p.conf("full_page_writes = off", "full_page_writes = on"),
+                             ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",
+                              "full_page_writes (plan 12.1)", "fewer full-page images per transaction"]),
     "live-4.2-logging": (lambda p: p.conf("log_connections = on", "log_connections = off"),
                          ["server log", "connection (log_connections)", "found none"]),
 }

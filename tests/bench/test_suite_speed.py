@@ -44,7 +44,7 @@ def test_load_yaml_wall_time(benchmark):
 @pytest.mark.live
 @pytest.mark.benchmark(group="native")
 def test_native_run_wall_time(benchmark):
-    benchmark.pedantic(_native_run, rounds=3, warmup_rounds=0)
+    benchmark.pedantic(_native_run, rounds=2, warmup_rounds=0)
 
 
 @pytest.fixture

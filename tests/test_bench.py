@@ -1,0 +1,140 @@
+"""The benchmark's parts that decide what it reports: parsing pgbench and pg_test_fsync,
+the configurations read from the ConfigMap, paired gains and verdicts, the tuning check's
+judge, and the three report files. The harness itself runs in the live tuning check
+(tests/test_live_native.py) and in `nox -s bench`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from conformance import manifests
+from conformance.bench import harness, pgbench, report, stats
+from conformance.bench.configs import configurations
+from conformance.live.tuning_checks import judge
+from tests.project import ROOT, ProjectCopy
+
+PGBENCH_OUT = """\
+transaction type: <builtin: TPC-B (sort of)>
+scaling factor: 4
+number of clients: 2
+duration: 3 s
+number of transactions actually processed: 5679
+latency average = 1.055 ms
+initial connection time = 4.113 ms
+tps = 1895.431210 (without initial connection time)
+"""
+
+FSYNC_OUT = """\
+Compare file sync methods using one 8kB write:
+(in wal_sync_method preference order, except fdatasync is Linux's default)
+        open_datasync                     10988.384 ops/sec      91 usecs/op
+        fdatasync                         10524.104 ops/sec      95 usecs/op
+        fsync                              9391.775 ops/sec     106 usecs/op
+"""
+
+
+def test_pgbench_output_and_logs_are_read(tmp_path):
+    assert pgbench.parse_output(PGBENCH_OUT) == (1895.43121, 5679)
+    with pytest.raises(pgbench.PgbenchError, match="no tps line"):
+        pgbench.parse_output("pgbench: error: connection refused\n")
+    (tmp_path / "log-x.123").write_text("0 0 1500 0 1764100000 1\n0 1 2500 0 1764100000 2\n")
+    (tmp_path / "log-x.123.1").write_text("1 0 500 0 1764100000 3\n")
+    run = pgbench.RunResult(1.0, 3, pgbench.read_latencies(tmp_path / "log-x"))
+    assert sorted(run.latencies_ms) == [0.5, 1.5, 2.5] and run.percentile(50) == 1.5 and run.percentile(99) == 2.5
+    assert not list(tmp_path.iterdir()), "pgbench's log files are removed once read"
+
+
+def test_pg_test_fsync_ceiling_is_the_fdatasync_line():
+    assert harness.parse_fsync(FSYNC_OUT) == 10524.104
+    assert harness.parse_fsync("nothing") is None
+
+
+def test_plan_configuration_is_read_from_the_configmap(tmp_path):
+    configs = {c.name: c for c in configurations(manifests.load(ROOT / "manifests"))}
+    assert list(configs) == ["durable", "fsync=off", "synchronous_commit=off", "full_page_writes=off", "plan"]
+    assert configs["plan"].values == {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    assert configs["durable"].values == {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+    project = ProjectCopy(tmp_path)
+    project.conf("fsync = off", "fsync = on")
+    changed = {c.name: c for c in configurations(manifests.load(project.manifests))}
+    assert changed["plan"].values["fsync"] == "on"
+
+
+def test_options_need_scale_of_at_least_the_clients():
+    with pytest.raises(ValueError, match="scale must be at least the number of clients"):
+        harness.Options(rounds=1, duration=1, clients=8, scale=2, fsync_seconds=0)
+    assert harness.rotated([1, 2, 3], 1) == [2, 3, 1] and harness.rotated([1, 2, 3], 3) == [1, 2, 3]
+
+
+def _sample(r, config, tps, fpi=0.0, wal=1000, workload="tpcb-like", tx=1000):
+    return harness.Sample(r, config, workload, tps, tx, 1.0, 2.0, 3.0, int(wal * tx), 6 * tx, int(fpi * tx))
+
+
+def _measurement(rows) -> harness.Measurement:
+    configs = configurations(manifests.load(ROOT / "manifests"))
+    m = harness.Measurement(harness.QUICK, configs, machine={"target": "native", "cpus": 2, "platform": "test"})
+    m.samples = [_sample(*row) for row in rows]
+    m.server_version, m.fsync_ops_per_s = "14.23", 10000.0
+    m.commands = ["pgbench --builtin=tpcb-like --client=2"]
+    return m
+
+
+HEALTHY = [(r, c, tps, fpi, wal) for r in (1, 2, 3) for c, tps, fpi, wal in [
+    ("durable", 1000 + r, 0.8, 6600), ("fsync=off", 1500, 0.8, 6600), ("synchronous_commit=off", 1300, 0.8, 6600),
+    ("full_page_writes=off", 1000, 0.0, 400), ("plan", 1600, 0.0, 400)]]
+
+
+def test_gains_are_paired_by_round_and_judged_against_the_claims():
+    gains = {(g.setting, g.metric): g for g in stats.gains(_measurement(HEALTHY))}
+    fsync = gains[("fsync", "throughput")]
+    assert fsync.claimed_pct == 30 and fsync.verdict == "disagree" and 49 < fsync.median_pct < 50
+    fpw_wal = gains[("full_page_writes", "WAL bytes per transaction (reduction)")]
+    assert fpw_wal.claimed_pct == 15 and round(fpw_wal.median_pct) == 94 and fpw_wal.verdict == "disagree"
+    assert gains[("full_page_writes", "throughput")].verdict == ""
+    agreeing = [(r, c, tps) for r, c, tps, *_ in HEALTHY if c != "fsync=off"] + \
+               [(1, "fsync=off", 1250), (2, "fsync=off", 1350), (3, "fsync=off", 1320)]
+    assert {g.setting: g for g in stats.gains(_measurement(agreeing))}["fsync"].verdict == "agree"
+
+
+def test_tuning_judge_passes_the_plan_and_fails_what_it_guards():
+    assert judge(_measurement(HEALTHY)) == []
+    fpw_on = [(r, c, tps, 0.8 if c == "plan" else fpi, wal) for r, c, tps, fpi, wal in HEALTHY]
+    (finding,) = judge(_measurement(fpw_on))
+    assert finding.path == "full_page_writes (plan 12.1)" and finding.found == "0.80"
+    slow = [(r, c, 700 if c == "fsync=off" else tps, fpi, wal) for r, c, tps, fpi, wal in HEALTHY]
+    (finding,) = judge(_measurement(slow))
+    assert finding.path == "fsync (plan 12.1)" and "-30% in every round" in finding.found
+
+
+def test_report_writes_markdown_json_and_chart(tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"benchmarks": [{"name": "test_gate_wall_time", "group": "gate", "stats": {
+        "median": 1.39, "min": 1.3, "max": 1.5, "rounds": 5}}]}))
+    when = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    md, js, png = report.write(_measurement(HEALTHY), tmp_path / "reports", suite, now=when)
+    assert [p.name for p in (md, js, png)] == ["bench-2026-11-26.md", "bench-2026-11-26.json", "bench-2026-11-26.png"]
+    text = md.read_text()
+    assert "| fsync | tpcb-like | throughput | +50% | [+50%, +50%] | +30% | disagree |" in text
+    assert "test_gate_wall_time | 1.39 s" in text and "pgbench --builtin=tpcb-like" in text
+    data = json.loads(js.read_text())
+    assert len(data["samples"]) == 15 and data["gains"] and data["suite"][0]["median_s"] == 1.39
+    assert "product-change" in data["workload_scripts"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    for path in (md, js):
+        assert "dev_password" not in path.read_text()
+
+
+def test_bench_on_an_absent_target_skips_with_the_reason(tmp_path):
+    from conformance.targets import docker_engine
+
+    if docker_engine.unavailable_reason() is None:
+        pytest.skip("Docker runs here")
+    proc = subprocess.run([sys.executable, "-m", "conformance", "bench", "--target", "docker", "--output",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr.startswith("skipped: the docker target needs a running Docker engine")
+    assert not list(tmp_path.iterdir())

@@ -1,4 +1,4 @@
-"""Sessions: tests (default), gate, conformance, docker, kind, cluster, localenv, schema, bench."""
+"""Sessions: tests (default), gate, conformance, docker, kind, cluster, localenv, rules, schema, bench."""
 
 from __future__ import annotations
 
@@ -76,6 +76,13 @@ def localenv(session: nox.Session) -> None:
     if importlib.util.find_spec("localenv") is None:
         session.error("the project is not installed for this nox; run scripts/bootstrap, then .venv/bin/nox -s localenv")
     session.run(sys.executable, "-m", "localenv", *session.posargs, external=True)
+
+
+@nox.session(python=PYTHON)
+def rules(session: nox.Session) -> None:
+    """Test the alert rules with promtool (fetched from Debian's prometheus package if missing)."""
+    _install(session)
+    session.run("python", "-m", "conformance", "rules", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,4 +1,4 @@
-"""python -m conformance check | run | bench | schema-configmap
+"""python -m conformance check | run | bench | rules | schema-configmap
 
 Exit codes: 0 all checks pass, 1 a check failed, 2 the input or the environment cannot be used.
 """
@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
     bench.add_argument("--suite-json", type=Path, default=None,
                        help="pytest-benchmark JSON of the suite itself, to include in the report")
+    rules_cmd = sub.add_parser("rules", help="test the alert rules with promtool: each alarm of plan 8.1 fires "
+                                             "just over its threshold after its duration, never just under")
+    rules_cmd.add_argument("--manifests", type=Path, default=_default_manifests())
+    rules_cmd.add_argument("--keep", type=Path, default=None, help="write the rule file and the tests to this folder")
     gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
     gen.add_argument("--manifests", type=Path, default=_default_manifests())
     gen.add_argument("--sql", type=Path, default=None)
@@ -122,6 +126,28 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_rules(args) -> int:
+    import tempfile
+
+    from conformance import manifests, tools
+    from conformance.monitoring import rule_tests, rules
+
+    loaded = manifests.load(args.manifests)
+    if rules.rule_object(loaded) is None:
+        raise InputError(f"{args.manifests}: no PrometheusRule (manifests/monitoring/)")
+    promtool = tools.find("promtool", progress=lambda m: print(m, file=sys.stderr))
+    if promtool is None:
+        print(f"skipped: {tools.reason('promtool')}", file=sys.stderr)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or Path(tmp)
+        proc = rule_tests.run(loaded, promtool, workdir)
+    sys.stdout.write(proc.stdout + proc.stderr)
+    cases = len(rule_tests.tests(loaded, "rules.yaml")["tests"])
+    print(f"rules: {cases} promtool tests, {'all passed' if proc.returncode == 0 else 'FAILED'}")
+    return 0 if proc.returncode == 0 else 1
+
+
 def cmd_schema_configmap(args) -> int:
     from conformance import schema_configmap
 
@@ -143,7 +169,7 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "schema-configmap": cmd_schema_configmap}
+    commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap}
     try:
         return commands[args.command](args)
     except (InputError, EnvironmentProblem) as exc:

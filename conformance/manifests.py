@@ -168,6 +168,9 @@ def _validate_object(obj: K8sObject, line: int) -> None:
                 ) from None
 
 
+COMPONENTS = ("monitoring",)
+
+
 def load(root: Path | str) -> Manifests:
     root = Path(root)
     if not root.is_dir():
@@ -185,6 +188,17 @@ def load(root: Path | str) -> Manifests:
         names = sorted(p.name for p in root.iterdir() if p.suffix in (".yaml", ".yml"))
     if not names:
         raise InputError(f"{root}: no manifests (no *.yaml files and no {KUSTOMIZATION} resources)")
+
+    # Optional components applied on their own (kubectl apply -k manifests/monitoring/): the
+    # gate checks them too, under their relative file names.
+    for component in COMPONENTS:
+        cpath = root / component / KUSTOMIZATION
+        if cpath.exists():
+            docs = list(_documents(cpath, f"{component}/{KUSTOMIZATION}"))
+            for name in (docs[0][0] if docs else {}).get("resources") or []:
+                if not (root / component / name).is_file():
+                    raise InputError(f"{component}/{KUSTOMIZATION}: resource {name} is missing from {root / component}")
+                names.append(f"{component}/{name}")
 
     objects: list[K8sObject] = []
     seen: dict[tuple, str] = {}

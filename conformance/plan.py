@@ -114,7 +114,18 @@ _FIGURES = [
            reason="with fsync and full_page_writes off the WAL cannot promise a consistent "
                   "recovery, and there is no archive store; recorded as a deviation"),
     Figure("snapshot-backup", "7.1", "manual Azure Disk snapshot", "manual"),
-    # 8.1 monitoring thresholds (alerts: a later issue)
+    # 8.1 monitoring: what collects the metrics (ours: the plan names no collector) and the alarms
+    Figure("metrics-exporter", "8.1", "metrics collector (sidecar image)", None,
+           ours="quay.io/prometheuscommunity/postgres-exporter:v0.17.1",
+           reason="plan 8.1 alarms on connections and slow queries and 14.3 asks that metrics are "
+                  "collected; nothing collected them"),
+    Figure("metrics-container", "8.1", "metrics sidecar container name", None, ours="postgres-exporter",
+           reason="the sidecar that exposes the server's metrics"),
+    Figure("metrics-port", "8.1", "metrics port", None, ours=9187, reason="postgres_exporter's registered port"),
+    Figure("metrics-namespace", "8.1", "namespace allowed to scrape the metrics", None, ours="monitoring",
+           reason="where kube-prometheus runs Prometheus; the NetworkPolicy admits it to port 9187 only"),
+    Figure("alert-rules", "8.1", "PrometheusRule with the plan's alarms", None, ours="postgresql-product-change",
+           reason="in manifests/monitoring/, applied separately: it needs the Prometheus Operator's CRD"),
     Figure("alert-cpu", "8.1", "CPU usage alert", {"threshold_pct": 80, "for": "5m"}),
     Figure("alert-memory", "8.1", "memory usage alert", {"threshold_pct": 85, "for": "3m"}),
     Figure("alert-connections", "8.1", "connection count alert", {"threshold": 80, "for": "0m"}),
@@ -202,6 +213,16 @@ assert len(SCHEMA_TABLES) == FIGURES["tables"].expected and len(SCHEMA_INDEXES) 
 assert len(SCHEMA_VIEWS) == FIGURES["views"].expected and len(SCHEMA_BREAKER_ROWS) == FIGURES["breaker-rows"].expected
 
 # Plan 12.1's claimed gains, for the benchmark report.
+# Plan 8.1's alarms -> the alert that implements each (manifests/monitoring/), and the metric
+# its expression must be built on (kubelet/cAdvisor against limits and capacity; the exporter).
+ALERTS = {
+    "alert-cpu": ("ProductChangeDbCpuHigh", ("container_cpu_usage_seconds_total", "container_spec_cpu_quota")),
+    "alert-memory": ("ProductChangeDbMemoryHigh", ("container_memory_working_set_bytes", "container_spec_memory_limit_bytes")),
+    "alert-connections": ("ProductChangeDbConnectionsHigh", ("pg_stat_activity_count",)),
+    "alert-storage": ("ProductChangeDbStorageHigh", ("kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes")),
+    "alert-slow-query": ("ProductChangeDbSlowQuery", ("pg_stat_activity_max_tx_duration",)),
+}
+
 CLAIMED_GAINS_PCT = {"fsync": 30, "synchronous_commit": 20, "full_page_writes": 15}
 
 # Plan 10.2 install steps name these files; manifests/ keeps the names.

@@ -44,6 +44,10 @@ GRANT CONNECT ON DATABASE :"DBNAME" TO product_change_app, product_change_readon
 -- PostgreSQL 14 lets every role create objects in schema public.
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 
+-- The metrics sidecar (postgres_exporter) connects as the read-only account; pg_monitor
+-- lets it read pg_stat_activity and the statistics views of all sessions, and nothing more.
+GRANT pg_monitor TO product_change_readonly;
+
 ALTER ROLE product_change_admin IN DATABASE :"DBNAME" SET search_path = product_change;
 ALTER ROLE product_change_app IN DATABASE :"DBNAME" SET search_path = product_change;
 ALTER ROLE product_change_readonly IN DATABASE :"DBNAME" SET search_path = product_change;

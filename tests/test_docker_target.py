@@ -109,7 +109,7 @@ def test_service_names_resolve_on_the_docker_network(target):
 
 
 def test_ports_are_published_on_loopback(tmp_path):
-    assert _target(tmp_path=tmp_path).port_binding() == {"5432/tcp": ("127.0.0.1", None)}
+    assert _target(tmp_path=tmp_path).port_binding()["5432/tcp"] == ("127.0.0.1", None)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         taken = busy.getsockname()[1]
@@ -199,3 +199,15 @@ def test_only_ephemeral_runs_are_left_to_the_reaper(tmp_path):
 
     assert LABEL_SESSION_ID in _target(tmp_path=tmp_path)._engine_labels({"a": "b"})
     assert _target(tmp_path=tmp_path, persistent=True)._engine_labels({"a": "b"}) == {"a": "b"}
+
+
+def test_sidecars_join_the_database_containers_network(target):
+    (exporter,) = target.sidecar_specs()
+    assert exporter.image == "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+    assert exporter.env["DATA_SOURCE_USER"] == "product_change_readonly", "the read-only account, from the Secret"
+    assert exporter.user == "65534:65534" and exporter.read_only and exporter.mem_limit == 128 * 1024**2
+    assert target.port_binding()["9187/tcp"] == ("127.0.0.1", None), "published by the pod's network owner"
+    from docker.models.containers import _create_container_args
+
+    host = _create_container_args({**exporter.docker_kwargs(), "network_mode": "container:abc", "version": "1.44"})["host_config"]
+    assert host["NetworkMode"] == "container:abc"

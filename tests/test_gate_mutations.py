@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import gate, manifests, registry
+from conformance import gate, manifests, registry, tools
 from conformance.plan import POSTGRESQL_CONF
 from conformance.results import Status
 from conformance.static import load_all
@@ -23,6 +23,9 @@ C0 = ("spec", "template", "spec", "containers", 0)
 POD = ("spec", "template", "spec")
 CRON_POD = ("spec", "jobTemplate", "spec", "template", "spec")
 CRON_C0 = CRON_POD + ("containers", 0)
+RULES = "monitoring/postgresql-product-change-rules.yaml"
+R = ("spec", "groups", 0, "rules")
+C1 = ("spec", "template", "spec", "containers", 1)
 
 
 def run_gate(project: ProjectCopy):
@@ -49,6 +52,25 @@ def both(*mutations):
 
 # check id -> (mutation, fragments the failure lines must contain)
 MUTATIONS = {
+    "plan-8.1-alert-cpu": (lambda p: p.replace(f"manifests/{RULES}", "> 0.8\n          for: 5m", "> 0.9\n          for: 5m"),
+                           [RULES, "PrometheusRule/postgresql-product-change", "spec.groups[0].rules[0].expr",
+                            "expected ... > 0.8 (CPU usage alert", "found ... > 0.9"]),
+    "plan-8.1-alert-memory": (yaml_set(RULES, "PrometheusRule", R + (1, "for"), "1m"),
+                              ["spec.groups[0].rules[1].for", "expected 3m", "found 1m"]),
+    "plan-8.1-alert-connections": (lambda p: p.replace(f"manifests/{RULES}", "> 80\n", "> 100\n"),
+                                   ["spec.groups[0].rules[2].expr", "expected ... > 80", "found ... > 100"]),
+    "plan-8.1-alert-storage": (yaml_set(RULES, "PrometheusRule", R + (3, "expr"),
+                                        "max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_used_bytes) / 21474836480 > 0.8"),
+                               ["spec.groups[0].rules[3].expr", "lacks kubelet_volume_stats_capacity_bytes"]),
+    "plan-8.1-alert-slow-query": (yaml_set(RULES, "PrometheusRule", R + (4, "labels", "severity"), DELETE),
+                                  ["spec.groups[0].rules[4].labels.severity", "expected a severity label", "found none"]),
+    "plan-8.1-metrics-sidecar": (yaml_set(STS, "StatefulSet", C1 + ("env", 1, "valueFrom", "secretKeyRef", "key"),
+                                          "superuser-username"),
+                                 [STS, "containers[1].env", "expected DATA_SOURCE_USER from Secret key readonly-username",
+                                  "found DATA_SOURCE_USER from superuser-username"]),
+    "plan-8.1-rules-valid": (yaml_set(RULES, "PrometheusRule", R + (0, "expr"), "sum(rate(x[5m]) > 0.8"),
+                             [RULES, "PrometheusRule/postgresql-product-change", "plan-8.1-rules-valid",
+                              "expected rules promtool accepts"]),
     "plan-3.1-cpu-request": (yaml_set(STS, "StatefulSet", C0 + ("resources", "requests", "cpu"), "250m"),
                              [STS, "StatefulSet/postgresql-product-change", "resources.requests.cpu", "expected 500m", "found 250m"]),
     "plan-3.1-cpu-limit": (yaml_set(STS, "StatefulSet", C0 + ("resources", "limits", "cpu"), "2"),
@@ -197,6 +219,8 @@ for _name, (_section, _value) in POSTGRESQL_CONF.items():
 
 @pytest.mark.parametrize("check_id", sorted(MUTATIONS))
 def test_check_rejects_its_mutation(project, check_id):
+    if check_id == "plan-8.1-rules-valid" and tools.find("promtool") is None:
+        pytest.skip(tools.reason("promtool"))
     mutate, fragments = MUTATIONS[check_id]
     mutate(project)
     result = run_gate(project)[check_id]
@@ -244,3 +268,17 @@ def test_registry_ids_carry_their_section():
     load_all()
     for check in registry.STATIC.values():
         assert check.id.startswith(f"plan-{check.section}-"), check.id
+
+
+def test_metrics_port_is_open_to_the_monitoring_namespace_only(project):
+    project.set(NETPOL, "NetworkPolicy", ("spec", "ingress", 1, "from"), [{"podSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0"}}])
+    result = run_gate(project)["plan-9.1-network-policy"]
+    assert result.status is Status.FAILED
+    assert "spec.ingress[1].from: plan-9.1-network-policy (plan 9.1): expected namespace monitoring only" in "\n".join(result.lines())
+
+
+def test_rules_outside_manifests_kustomization_are_still_gated(project):
+    """manifests/monitoring/ is a component of its own; its files carry their relative path."""
+    loaded = manifests.load(project.manifests)
+    assert loaded.find("PrometheusRule").file == RULES
+    assert "monitoring" not in (loaded.kustomization.get("resources") or [])

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.live
 load_checks()
 # Kubernetes-level checks skip here; tests/test_kube_checks.py breaks their judges.
 LIVE_IDS = sorted(cid for cid, check in registry.LIVE.items()
-                  if check.func.__module__ in ("conformance.live.checks", "conformance.live.tuning_checks"))
+                  if check.func.__module__ in ("conformance.live.checks", "conformance.live.tuning_checks",
+                                               "conformance.live.metrics_checks"))
 KUBE_IDS = sorted(set(registry.LIVE) - set(LIVE_IDS))
 
 
@@ -126,6 +127,10 @@ LIVE_MUTATIONS = {
     "live-12.1-dev-tuning": (lambda p: p.conf("full_page_writes = off", "full_page_writes = on"),
                              ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",
                               "full_page_writes (plan 12.1)", "fewer full-page images per transaction"]),
+    "live-14.3-metrics": (_yaml(STS, "StatefulSet", ("spec", "template", "spec", "containers", 1, "env", 0, "value"),
+                                "127.0.0.1:5433/product_change_db?sslmode=disable"),
+                          [STS, "StatefulSet/postgresql-product-change", "containers[postgres-exporter] pg_up",
+                           "expected 1 (the exporter reaches the server)", "found 0"]),
     "live-4.2-logging": (lambda p: p.conf("log_connections = on", "log_connections = off"),
                          ["server log", "connection (log_connections)", "found none"]),
 }

@@ -10,7 +10,7 @@ from conformance.results import Result, Status
 
 
 def load_checks() -> None:
-    from conformance.live import checks, kube_checks, tuning_checks  # noqa: F401  (register on import)
+    from conformance.live import checks, kube_checks, metrics_checks, tuning_checks  # noqa: F401  (register on import)
 
 
 def apply_schema(target) -> None:

@@ -20,5 +20,5 @@ def wraps_missing(func):
 
 def load_all() -> None:
     from conformance.static import (  # noqa: F401
-        documents, figures, k8s_schema, postgresql_conf, references, scripts, security,
+        documents, figures, k8s_schema, monitoring, postgresql_conf, references, scripts, security,
     )

@@ -164,7 +164,7 @@ def image(ctx):
         if obj.kind not in workload.POD_SPEC:
             continue
         for c in workload.containers(ctx.manifests, obj):
-            if c.name == "postgres-exporter":
+            if c.name == figure("metrics-container").expected:
                 continue
             path = c.path + ("image",)
             repo, _, tag = c.image.partition(":")
@@ -380,6 +380,4 @@ def _not_here(key: str, reason: str, checklist=()):
 _not_here("cluster", "the cluster's name is seen only by the cluster target (--target cluster)")
 _not_here("resource-group", "the Azure resource group is not part of the manifests")
 _not_here("snapshot-backup", "manual Azure Disk snapshots are an operator's action, not a manifest")
-for _key in ("alert-cpu", "alert-memory", "alert-connections", "alert-storage", "alert-slow-query"):
-    _not_here(_key, "monitoring alerts are not in the manifests yet (issue 8)", ("14.3-metrics",))
 

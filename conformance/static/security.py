@@ -99,12 +99,20 @@ def network_policy(ctx):
             yield ctx.finding(pol, ("spec", "ingress"), "a rule admitting the namespace's pods", "none (denies all)")
         for i, rule in enumerate(rules):
             sources = rule.get("from")
+            ports = [p.get("port") for p in rule.get("ports") or []]
+            if ports == [figure("metrics-port").expected]:
+                # Our addition (8.1): Prometheus's namespace may scrape the metrics port, nothing else.
+                allowed = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                                 figure("metrics-namespace").expected}}}
+                if sources != [allowed]:
+                    yield ctx.finding(pol, ("spec", "ingress", i, "from"),
+                                      f"namespace {figure('metrics-namespace').expected} only", sources or "any source")
+                continue
             if not sources:
                 yield ctx.finding(pol, ("spec", "ingress", i, "from"), f"pods of {namespace} only", "any source")
             for j, src in enumerate(sources or []):
                 if "ipBlock" in src or "namespaceSelector" in src and \
                         (src["namespaceSelector"].get("matchLabels") or {}) != {"kubernetes.io/metadata.name": namespace}:
                     yield ctx.finding(pol, ("spec", "ingress", i, "from", j), f"pods of {namespace} only", src)
-            ports = [p.get("port") for p in rule.get("ports") or []]
             if ports != [figure("port").expected]:
                 yield ctx.finding(pol, ("spec", "ingress", i, "ports"), [figure("port").expected], ports)

@@ -100,6 +100,12 @@ class Target(abc.ABC):
     def log_files(self) -> dict[str, str]:
         """Server log files (name -> text) written by the logging collector."""
 
+    def metrics_url(self) -> str:
+        """Where the metrics sidecar answers (http://…/metrics); Skip where it does not run."""
+        from conformance.registry import Skip
+
+        raise Skip(f"the {self.name} target does not run the metrics sidecar")
+
     @property
     @abc.abstractmethod
     def backup_dir(self) -> Path:

@@ -132,10 +132,23 @@ class DockerTarget(Target):
         name = f"{self.prefix}-{container.owner.name}-{self._script_count}"
         return container_spec(container, name, sources, env=env, labels=self.labels())
 
+    def sidecars(self) -> list[workload.Container]:
+        return [c for c in workload.containers(self.manifests, self.db.owner) if c.name != self.db.name]
+
+    def sidecar_specs(self) -> list[ContainerSpec]:
+        """The pod's other containers; they join the database container's network namespace,
+        as containers of one pod share one, so 127.0.0.1:5432 is the server for them too."""
+        return [container_spec(c, f"{self.prefix}-{c.name}", {}, labels=self.labels()) for c in self.sidecars()]
+
     def port_binding(self) -> dict:
-        """Published on loopback only: the dev passwords must not reach the LAN."""
+        """Published on loopback only: the dev passwords must not reach the LAN. The sidecars'
+        ports are published here too: the pod's network belongs to this container."""
         port = str(figure("port").expected)
-        return {f"{port}/tcp": (LOCAL_HOST, self._choose_port())}
+        binding = {f"{port}/tcp": (LOCAL_HOST, self._choose_port())}
+        for c in self.sidecars():
+            for p in c.spec.get("ports") or []:
+                binding[f"{p['containerPort']}/{p.get('protocol', 'TCP').lower()}"] = (LOCAL_HOST, None)
+        return binding
 
     def _choose_port(self) -> int | None:
         if self._given_port is not None:
@@ -242,7 +255,33 @@ class DockerTarget(Target):
             networking_config={network.name: self._docker().api.create_endpoint_config(aliases=self.aliases())},
         )
         self._container.start()
+        for spec in self.sidecar_specs():
+            self._pull(spec.image)
+            kwargs = spec.docker_kwargs()
+            kwargs["labels"] = self._engine_labels(kwargs["labels"])
+            self._remove_named(spec.name)
+            sidecar = self._docker().containers.create(**kwargs, detach=True,
+                                                       network_mode=f"container:{self._container.id}")
+            sidecar.start()
         self.wait_ready()
+
+    def _remove_named(self, name: str) -> None:
+        import docker
+
+        try:
+            self._docker().containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def metrics_url(self) -> str:
+        port = f"{figure('metrics-port').expected}/tcp"
+        self._container.reload()
+        binding = self._container.ports.get(port) or []
+        if not binding:
+            from conformance.registry import Skip
+
+            raise Skip("the database container publishes no metrics port")
+        return f"http://{LOCAL_HOST}:{binding[0]['HostPort']}/metrics"
 
     @property
     def host(self) -> str:
@@ -296,6 +335,12 @@ class DockerTarget(Target):
         import docker
 
         client = self._client
+        for spec in self.sidecar_specs():
+            try:
+                sidecar = client.containers.get(spec.name)
+                sidecar.remove(force=True)
+            except docker.errors.NotFound:
+                pass
         container = self._container or self._existing()
         if container is not None:
             try:

@@ -97,6 +97,7 @@ class KubeTarget(Target):
         self.dump_dir = Path(dump_dir) if dump_dir else Path("reports")
         self.run_id = secrets.token_hex(3)
         self.forward: PortForward | None = None
+        self.metrics_forward: PortForward | None = None
         self._jobs = 0
 
     # -- names ----------------------------------------------------------------------------
@@ -147,6 +148,15 @@ class KubeTarget(Target):
 
         wait_until(answered, f"the server answering through port-forward {self.host}:{self.port}",
                    timeouts.SERVER_READY, retry_on=(psycopg.OperationalError,))
+
+    def metrics_url(self) -> str:
+        if self.metrics_forward is None:
+            port = figure("metrics-port").expected
+            self.metrics_forward = PortForward(
+                lambda local: self.kubectl.argv("port-forward", f"pod/{self.pod}", f"{local}:{port}",
+                                                "--address", LOCAL_HOST), port)
+            self.metrics_forward.start()
+        return f"http://{LOCAL_HOST}:{self.metrics_forward.local_port}/metrics"
 
     def failure_dump(self, reason: str) -> Path:
         path = self.dump_dir / f"kube-failure-{self.kubectl.context}-{self.run_id}.txt"
@@ -227,6 +237,7 @@ class KubeTarget(Target):
         return path
 
     def stop(self) -> None:
-        if self.forward is not None:
-            self.forward.stop()
-            self.forward = None
+        for forward in (self.forward, self.metrics_forward):
+            if forward is not None:
+                forward.stop()
+        self.forward = self.metrics_forward = None

@@ -20,6 +20,13 @@ class LocalMapping:
     bindir: Path
     paths: dict[str, Path] = field(default_factory=dict)  # container path -> local path
     host: str = LOCAL_HOST
+    container_port: int = 5432  # where the server listens inside the pod
+
+    def address(self, value: str) -> str:
+        """The pod's loopback address of the server (a sidecar's view) -> the local one."""
+        for host in ("127.0.0.1", "localhost"):
+            value = value.replace(f"{host}:{self.container_port}", f"{self.host}:{self.port}")
+        return value
 
     def path(self, value: str) -> str:
         """A container path (or text holding one) with its mount replaced by the local one."""
@@ -34,7 +41,7 @@ class LocalMapping:
         return value
 
     def env(self, env: dict[str, str]) -> dict[str, str]:
-        out = {k: self.path(v) for k, v in env.items()}
+        out = {k: self.address(self.path(v)) for k, v in env.items()}
         if "PGHOST" in out:
             out["PGHOST"] = self.host
         out["PGPORT"] = str(self.port)

@@ -67,6 +67,7 @@ class NativeTarget(Target):
         self.mapping: LocalMapping | None = None
         self.binaries: Binaries | None = None
         self.db = workload.database(manifests)
+        self._exporter = None
 
     # -- layout ---------------------------------------------------------------------------
     @property
@@ -208,7 +209,29 @@ class NativeTarget(Target):
     def stop_server(self) -> None:
         self.server.stop()
 
+    def metrics_url(self) -> str:
+        """The sidecar run as a local process: Debian's postgres_exporter, the sidecar's env."""
+        from conformance.targets.exporter import LocalExporter, sidecar
+
+        if self._exporter is None:
+            container = sidecar(self.manifests, figure("metrics-container").expected)
+            if container is None:
+                from conformance.registry import Skip
+
+                raise Skip("the StatefulSet has no metrics sidecar")
+            exporter = LocalExporter(container, self.mapping)
+            try:
+                exporter.start()
+            except BaseException:
+                exporter.stop()
+                raise
+            self._exporter = exporter
+        return self._exporter.url
+
     def stop(self) -> None:
+        if self._exporter is not None:
+            self._exporter.stop()
+            self._exporter = None
         if self.server is not None:
             try:
                 self.server.stop()

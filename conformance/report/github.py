@@ -14,7 +14,9 @@ def render(results, context: dict) -> str:
     out = []
     for r in results:
         for f in r.findings:
-            path = f.file if "/" in f.file else str(root / f.file)
+            # Files of the manifests are named relative to their folder; others (docs/...,
+            # sql/...) relative to the repository already.
+            path = str(root / f.file) if (root / f.file).exists() else f.file
             loc = f"file={path}" + (f",line={f.line}" if f.line else "")
             out.append(f"::error {loc},title={r.check_id} (plan {r.section})::"
                        + _escape(f"{f.obj} {f.path}: expected {f.expected}, found {f.found}"))

@@ -70,6 +70,11 @@ class Container:
         return None
 
 
+def claim_templates(obj: K8sObject) -> list[str]:
+    """Names of a StatefulSet's volumeClaimTemplates (volumes its containers mount by name)."""
+    return [t.get("metadata", {}).get("name") for t in obj.get(("spec", "volumeClaimTemplates")) or []]
+
+
 def pod_spec(obj: K8sObject) -> dict:
     return obj.get(POD_SPEC[obj.kind]) or {}
 

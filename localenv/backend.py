@@ -12,6 +12,7 @@ from conformance import workload
 from conformance.errors import EnvironmentProblem, InputError
 from conformance.manifests import Manifests
 from conformance.plan import figure
+from conformance.targets.base import account
 from localenv.connection import ROLES, Endpoint, Login
 from localenv.settings import Settings
 
@@ -40,11 +41,7 @@ class UpResult:
 
 
 def logins(manifests: Manifests) -> tuple[Login, ...]:
-    secret = figure("secret").expected
-    keys = {"app": ("username", "password"), "admin": ("admin-username", "admin-password"),
-            "readonly": ("readonly-username", "readonly-password")}
-    return tuple(Login(role, manifests.secret_value(secret, keys[role][0]) or "",
-                       manifests.secret_value(secret, keys[role][1]) or "") for role in ROLES)
+    return tuple(account(manifests, role) for role in ROLES)
 
 
 def schema_sha(manifests: Manifests) -> str:
@@ -74,6 +71,15 @@ class Backend(abc.ABC):
         self.settings = settings
         self.manifests = manifests
         self.progress = progress or (lambda message: None)
+
+    @property
+    def workdir(self) -> Path:
+        """This backend's own folder in the home: its data, config copies and state."""
+        return self.settings.backend_dir(self.name)
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "state.json"
 
     @abc.abstractmethod
     def up(self) -> UpResult:

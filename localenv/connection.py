@@ -14,19 +14,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from conformance.plan import figure
+from conformance.targets.base import Account as Login  # role, user, password; repr without it
 
 ROLES = ("app", "admin", "readonly")
 HIDDEN = "<hidden: localenv env>"
-
-
-@dataclass(frozen=True)
-class Login:
-    role: str
-    user: str
-    password: str
-
-    def __repr__(self) -> str:  # never show the password
-        return f"Login({self.role}, {self.user})"
 
 
 @dataclass(frozen=True)

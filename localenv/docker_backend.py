@@ -30,14 +30,6 @@ def prefix_for(settings: Settings) -> str:
 class DockerBackend(Backend):
     name = "docker"
 
-    @property
-    def workdir(self) -> Path:
-        return self.settings.backend_dir("docker")
-
-    @property
-    def state_file(self) -> Path:
-        return self.workdir / "state.json"
-
     def target(self) -> DockerTarget:
         return DockerTarget(self.manifests, workdir=self.workdir, prefix=prefix_for(self.settings), persistent=True,
                             port=self.settings.port, prefer_port=self.settings.preferred_port, progress=self.progress)

@@ -30,14 +30,6 @@ class LaptopTarget(NativeTarget):
 class NativeBackend(Backend):
     name = "native"
 
-    @property
-    def workdir(self) -> Path:
-        return self.settings.backend_dir("native")
-
-    @property
-    def state_file(self) -> Path:
-        return self.workdir / "state.json"
-
     def _target(self) -> LaptopTarget:
         return LaptopTarget(self.manifests, workdir=self.workdir, port=self.settings.port,
                             prefer_port=self.settings.preferred_port, progress=self.progress,

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import psycopg
-from psycopg import errors as pgerr
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from conformance import pgconf, workload

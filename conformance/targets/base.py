@@ -31,6 +31,14 @@ class Account:
         return f"Account({self.role}, {self.user})"
 
 
+def account(manifests: Manifests, role: str) -> Account:
+    """An account's user and password from the Secret (roles: ACCOUNT_KEYS)."""
+    user_key, password_key = ACCOUNT_KEYS[role]
+    secret = figure("secret").expected
+    return Account(role, manifests.secret_value(secret, user_key) or "",
+                   manifests.secret_value(secret, password_key) or "")
+
+
 class Target(abc.ABC):
     name = "abstract"
 
@@ -67,10 +75,7 @@ class Target(abc.ABC):
     def port(self) -> int: ...
 
     def account(self, role: str) -> Account:
-        user_key, password_key = ACCOUNT_KEYS[role]
-        secret = figure("secret").expected
-        return Account(role, self.manifests.secret_value(secret, user_key) or "",
-                       self.manifests.secret_value(secret, password_key) or "")
+        return account(self.manifests, role)
 
     def conninfo(self, role: str = "superuser", dbname: str | None = None, password: str | None = None) -> dict:
         acct = self.account(role)

@@ -107,7 +107,7 @@ class DockerTarget(Target):
 
     def db_spec(self) -> ContainerSpec:
         sources: dict[str, str] = {}
-        claims = {t.get("metadata", {}).get("name") for t in self.db.owner.get(("spec", "volumeClaimTemplates")) or []}
+        claims = set(self.claims())
         for mount in self.db.mounts():
             if mount.source.get("configMap"):
                 sources[mount.volume] = str(self.config_dir(mount.volume))
@@ -363,7 +363,7 @@ class DockerTarget(Target):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def claims(self) -> list[str]:
-        return [t.get("metadata", {}).get("name") for t in self.db.owner.get(("spec", "volumeClaimTemplates")) or []]
+        return workload.claim_templates(self.db.owner)
 
     def _stop_quietly(self) -> None:
         try:

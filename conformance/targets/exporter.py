@@ -8,6 +8,7 @@ import subprocess
 import urllib.request
 
 from conformance import timeouts, tools, workload
+from conformance.processes import terminate
 from conformance.pg import ports
 from conformance.registry import Skip
 from conformance.targets.mapping import LocalMapping
@@ -55,11 +56,5 @@ class LocalExporter:
         return self.url
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None

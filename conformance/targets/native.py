@@ -97,16 +97,13 @@ class NativeTarget(Target):
     def _mapping(self, port: int) -> LocalMapping:
         paths: dict[str, Path] = {}
         for mount in self.db.mounts():
-            if mount.source.get("persistentVolumeClaim") is not None or mount.volume in self._claim_templates():
+            if mount.source.get("persistentVolumeClaim") is not None or mount.volume in workload.claim_templates(self.db.owner):
                 paths[mount.path] = self.volume_dir
             elif mount.source.get("configMap"):
                 paths[mount.path] = self.workdir / "config" / mount.volume
             else:
                 paths[mount.path] = self.workdir / "emptydir" / mount.volume
         return LocalMapping(port=port, bindir=self.binaries.bindir, paths=paths)
-
-    def _claim_templates(self) -> set[str]:
-        return {t.get("metadata", {}).get("name") for t in self.db.owner.get(("spec", "volumeClaimTemplates")) or []}
 
     def _make_workdir(self) -> None:
         if self._given_workdir is not None:

@@ -16,6 +16,7 @@ from typing import Callable
 
 from conformance import timeouts
 from conformance.errors import EnvironmentProblem
+from conformance.processes import terminate
 
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) ->")
 RESTART_BACKOFF = 1.0
@@ -75,12 +76,6 @@ class PortForward:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        terminate(self._proc)
         if self._thread is not None:
             self._thread.join(timeout=15)

@@ -24,10 +24,19 @@ def parse_versions(spec: str) -> list[str]:
             major2, hi = (int(x) for x in high.split("."))
             if major != major2 or lo > hi:
                 raise ValueError
-            return [f"{major}.{m}" for m in range(lo, hi + 1)]
-        return [f"{int(v.split('.')[0])}.{int(v.split('.')[1])}" for v in spec.split(",")]
+            versions = [f"{major}.{m}" for m in range(lo, hi + 1)]
+        else:
+            versions = [f"{int(v.split('.')[0])}.{int(v.split('.')[1])}" for v in spec.split(",")]
     except (ValueError, IndexError):
         raise InputError(f"--k8s-versions {spec!r}: expected a range like 1.30-1.35 or a list like 1.30,1.33") from None
+    import kubernetes_validate.utils as kv
+
+    newest = kv.major_minor(kv.latest_version())
+    too_new = [v for v in versions if tuple(map(int, v.split("."))) > tuple(map(int, newest.split(".")))]
+    if too_new:
+        raise InputError(f"--k8s-versions {spec!r}: the installed kubernetes-validate has schemas up to {newest}; "
+                         f"{', '.join(too_new)} is newer (pip install -U kubernetes-validate)")
+    return versions
 
 
 @dataclass

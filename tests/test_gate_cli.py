@@ -88,6 +88,12 @@ def test_bad_version_range_exits_2():
     assert proc.returncode == 2 and "--k8s-versions" in proc.stderr
 
 
+def test_version_newer_than_the_schemas_exits_2():
+    proc = gate("--k8s-versions", "1.99")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "has schemas up to" in proc.stderr and "1.99 is newer" in proc.stderr
+
+
 def test_junit_markdown_and_github_formats(tmp_path):
     project = ProjectCopy(tmp_path)
     project.set("postgresql-product-change-statefulset.yaml", "StatefulSet",

@@ -1,8 +1,19 @@
-"""Strict Kubernetes OpenAPI schema validation (kubernetes-validate), per Kubernetes version."""
+"""Strict Kubernetes OpenAPI schema validation (kubernetes-validate's schemas), per Kubernetes
+version.
+
+kubernetes_validate.utils.validate() reads the schema and the large _definitions.json and
+builds a new validator on every call: 13 objects x 6 versions made the gate spend most of
+its time there. We use its schema files and its version and file-name rules, but build one
+validator per (schema file) and keep it."""
 
 from __future__ import annotations
 
+import functools
+import re
+
+import jsonschema
 import kubernetes_validate.utils as kv
+from referencing import Registry, Resource
 
 from conformance.registry import static
 from conformance.results import Finding
@@ -16,12 +27,38 @@ def k8s_schema(ctx):
             if obj.data.get("apiVersion", "").startswith("monitoring.coreos.com"):
                 continue  # a CRD: no schema in the Kubernetes OpenAPI
             try:
-                kv.validate(obj.data, f"{version}.0", strict=True)
-            except kv.ValidationError as exc:
-                err = exc  # carries the jsonschema error's path and message
+                _validator(obj.data["kind"], obj.data["apiVersion"], version).validate(obj.data)
+            except jsonschema.ValidationError as err:
                 path = tuple(err.path)
                 yield Finding(obj.file, obj.ref, ".".join(str(p) for p in path) or "-",
                               f"valid for Kubernetes {version} (strict)", err.message, obj.line(path))
             except kv.SchemaNotFoundError:
                 yield Finding(obj.file, obj.ref, "apiVersion", f"a kind Kubernetes {version} serves",
                               f"{obj.data['apiVersion']}/{obj.kind}", obj.line(("apiVersion",)))
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_dir(version: str) -> str:
+    # The newest schema version not newer than the one asked for (kubernetes_validate's rule).
+    wanted = kv.major_minor(f"{version}.0")
+    if wanted > kv.latest_version():
+        raise kv.VersionNotSupportedError(version=wanted)
+    chosen = [v for v in kv.all_versions() if kv.major_minor(v) <= wanted][-1]
+    return f"v{chosen}-local-strict"
+
+
+@functools.lru_cache(maxsize=None)
+def _definitions(schema_dir: str, version: str):
+    return Resource.from_contents(kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", version))
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(kind: str, api_version: str, version: str) -> jsonschema.protocols.Validator:
+    schema_dir = _schema_dir(version)
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json", version)
+    except FileNotFoundError:
+        raise kv.SchemaNotFoundError(version=version, kind=kind, api_version=api_version) from None
+    registry = _definitions(schema_dir, version) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)

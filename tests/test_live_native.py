@@ -204,3 +204,37 @@ def test_server_refuses_other_major_versions_of_data(tmp_path):
 def test_wrong_password_is_refused(live_ctx):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         live_ctx.connect("app", password="not-the-password").close()
+
+
+KILLED_RUN = """
+import sys, time
+from conformance import manifests
+from conformance.targets.native import NativeTarget
+target = NativeTarget(manifests.load(sys.argv[1]))
+target.start()
+print(target.workdir, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_run_leaves_no_server_and_no_directory(tmp_path):
+    """SIGKILL skips atexit and finally: the watchdog stops the server and removes the files."""
+    from conformance.targets.waiting import NotYet, wait_until
+
+    script = tmp_path / "run.py"
+    script.write_text(KILLED_RUN)
+    proc = subprocess.Popen([sys.executable, str(script), str(ROOT / "manifests")], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        workdir = Path(proc.stdout.readline().strip())
+        assert _postgres_processes_for(workdir), "the server runs"
+    finally:
+        proc.kill()
+        proc.wait()
+
+    def gone():
+        if _postgres_processes_for(workdir) or workdir.exists():
+            raise NotYet(f"processes {_postgres_processes_for(workdir)}, directory exists: {workdir.exists()}")
+        return True
+
+    wait_until(gone, "the watchdog cleaning up after a killed run", 30, interval=0.2)

@@ -68,6 +68,7 @@ class NativeTarget(Target):
         self.binaries: Binaries | None = None
         self.db = workload.database(manifests)
         self._exporter = None
+        self._watchdog = None
 
     # -- layout ---------------------------------------------------------------------------
     @property
@@ -162,6 +163,11 @@ class NativeTarget(Target):
         self._prepare()
         if not self.detach:
             atexit.register(self._stop_quietly)
+            # atexit does not run when this process is killed; the watchdog does.
+            from conformance.pg import watchdog
+
+            self._watchdog = watchdog.start(Path(self.mapping.path(self.db.env["PGDATA"])),
+                                            None if self.keep else self.workdir)
         if not self.server.initialized:
             self.progress("initialising the data directory (initdb)")
             self._initdb()
@@ -234,6 +240,11 @@ class NativeTarget(Target):
                 self.server.stop()
             except (ServerError, subprocess.TimeoutExpired):
                 self.server.kill()
+        if self._watchdog is not None:
+            from conformance.pg import watchdog
+
+            watchdog.release(self._watchdog)
+            self._watchdog = None
         if self.workdir is not None and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None

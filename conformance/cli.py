@@ -71,14 +71,20 @@ def _emit(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-def _extras(args, results, context: dict) -> None:
-    """The JUnit file and markdown summary CI keeps beside the main format."""
+def _report(args, results, context: dict) -> int:
+    """The report in its format, the JUnit file and markdown summary CI keeps beside it, a
+    one-line summary when the report went to a file; the exit code."""
+    _emit(render(args.format, results, context), args.output)
     if args.junit is not None:
         _emit(render("junit", results, context), args.junit)
     if args.summary is not None:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
         with open(args.summary, "a", encoding="utf-8") as handle:
             handle.write(render("markdown", results, context) + "\n")
+    if args.output is not None:
+        from conformance.report.text import summary
+        print(f"{context['what']}: {summary(results)} (report: {args.output})")
+    return _exit_code(results)
 
 
 def _exit_code(results) -> int:
@@ -93,13 +99,7 @@ def cmd_check(args) -> int:
                            docs_dir=args.manifests.parent / "docs",
                            k8s_versions=gate.parse_versions(args.k8s_versions))
     results = gate.run(ctx)
-    context = {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose}
-    _emit(render(args.format, results, context), args.output)
-    _extras(args, results, context)
-    if args.output is not None:
-        from conformance.report.text import summary
-        print(f"gate: {summary(results)} (report: {args.output})")
-    return _exit_code(results)
+    return _report(args, results, {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose})
 
 
 def cmd_run(args) -> int:
@@ -110,14 +110,8 @@ def cmd_run(args) -> int:
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
                        progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),
                        manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name)
-    context = {"what": f"live ({args.target})", "target": args.target, "manifests": str(args.manifests),
-               "verbose": args.verbose}
-    _emit(render(args.format, results, context), args.output)
-    _extras(args, results, context)
-    if args.output is not None:
-        from conformance.report.text import summary
-        print(f"live ({args.target}): {summary(results)} (report: {args.output})")
-    return _exit_code(results)
+    return _report(args, results, {"what": f"live ({args.target})", "target": args.target,
+                                   "manifests": str(args.manifests), "verbose": args.verbose})
 
 
 def cmd_bench(args) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from conformance import pgconf
+from conformance import pgconf, workload
 from conformance.errors import InputError
 from conformance.manifests import K8sObject, Manifests, dotted
 from conformance.plan import figure
@@ -68,13 +68,11 @@ class GateContext:
 
     @cached_property
     def config_map(self) -> K8sObject | None:
-        return self.manifests.find("ConfigMap", figure("config-configmap").expected)
+        return workload.postgresql_conf(self.manifests)[0]
 
     @cached_property
     def conf_text(self) -> str | None:
-        if self.config_map is None:
-            return None
-        return (self.config_map.get(("data",)) or {}).get(figure("config-key").expected)
+        return workload.postgresql_conf(self.manifests)[1]
 
     @cached_property
     def conf(self) -> dict[str, pgconf.Setting]:

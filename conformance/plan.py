@@ -64,6 +64,7 @@ _FIGURES = [
     Figure("dns-name", "3.3", "DNS name", "postgresql-product-change.phonebill-dev.svc.cluster.local"),
     # 5.x object names and labels
     Figure("name", "5.1", "StatefulSet and Service name", "postgresql-product-change"),
+    Figure("container", "5.1", "database container name", "postgresql"),
     Figure("labels", "5.1", "labels on the database objects",
            {"app": "postgresql-product-change", "service": "product-change", "tier": "database"}),
     Figure("image", "5.1", "container image", "bitnami/postgresql:14",

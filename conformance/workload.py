@@ -121,7 +121,21 @@ def _one(manifests: Manifests, kind: str, key: str, container: str | None = None
 
 
 def database(manifests: Manifests) -> Container:
-    return _one(manifests, "StatefulSet", "name", "postgresql")
+    return _one(manifests, "StatefulSet", "name", figure("container").expected)
+
+
+def metrics_sidecar(manifests: Manifests) -> Container | None:
+    """The StatefulSet's metrics container (plan 8.1, ours), or None when it has none."""
+    owner = database(manifests).owner
+    return next((c for c in containers(manifests, owner) if c.name == figure("metrics-container").expected), None)
+
+
+def postgresql_conf(manifests: Manifests) -> tuple[K8sObject | None, str | None]:
+    """The config ConfigMap and its postgresql.conf text (None where either is missing)."""
+    cm = manifests.find("ConfigMap", figure("config-configmap").expected)
+    if cm is None:
+        return None, None
+    return cm, (cm.get(("data",)) or {}).get(figure("config-key").expected)
 
 
 def schema_init(manifests: Manifests) -> Container:

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from conformance import workload
 from conformance.errors import EnvironmentProblem, InputError
+from conformance.live.runner import apply_schema
 from conformance.manifests import Manifests
 from conformance.plan import figure
 from conformance.targets.base import account
 from localenv.connection import ROLES, Endpoint, Login
 from localenv.settings import Settings
+from localenv.state import State
 
 # The laptop keeps snapshots until the user deletes them: the CronJob's 7-day pruning is for
 # the cluster's backup volume, not for a developer's "before my risky change" dump.
@@ -93,9 +95,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def status(self) -> Status: ...
 
-    @abc.abstractmethod
-    def endpoint(self) -> Endpoint:
-        """How to reach the running server; EnvironmentProblem when it is not running."""
 
     @abc.abstractmethod
     def log_files(self) -> list[Path]: ...
@@ -110,6 +109,32 @@ class Backend(abc.ABC):
 
     def endpoint_of(self, target) -> Endpoint:
         return Endpoint(target.host, target.port, logins(self.manifests))
+
+    def endpoint(self) -> Endpoint:
+        """How to reach the running server; EnvironmentProblem when it is not running."""
+        return self.endpoint_of(self.running_target())
+
+    # -- what every backend's up and status do the same way --------------------------------
+    def ensure_schema(self, target, state: State) -> list[str]:
+        """Run the init Job's script once per database; later, only say when manifests/ has
+        a different schema than the one the database was made from. Returns notes."""
+        if not state.schema_done:
+            self.progress("applying the schema-init Job's script (accounts, schema, initial data)")
+            apply_schema(target)
+            state.schema_done, state.schema_sha = True, schema_sha(self.manifests)
+            state.save(self.state_file)
+            return []
+        if state.schema_sha != schema_sha(self.manifests):
+            flag = "" if self.name == "native" else f" --backend {self.name}"
+            return [f"the schema in manifests/ changed since this database was created; to rebuild it: "
+                    f"localenv{flag} backup && localenv{flag} reset --yes"]
+        return []
+
+    @staticmethod
+    def readiness(target) -> str:
+        """The readiness probe's verdict, run as the target runs it."""
+        code = target.run_probe("readinessProbe")
+        return "ready (readinessProbe exit 0)" if code == 0 else f"not ready (readinessProbe exit {code})"
 
     # -- the commands every backend shares: they only need a running target ------------------
     def psql_argv(self, role: str, extra: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -8,12 +8,11 @@ import hashlib
 from pathlib import Path
 
 from conformance.errors import EnvironmentProblem
-from conformance.live.runner import apply_schema
 from conformance.pg.binaries import locate
 from conformance.targets import docker_engine
 from conformance.targets.docker import DockerTarget
-from localenv.backend import Backend, Status, UpResult, schema_sha
-from localenv.connection import Endpoint, write_pgpass
+from localenv.backend import Backend, Status, UpResult
+from localenv.connection import write_pgpass
 from localenv.settings import Settings, default_home
 from localenv.state import State
 
@@ -65,15 +64,7 @@ class DockerBackend(Backend):
             if not state.initdb_done:
                 state.initdb_started = state.initdb_done = True
                 state.save(self.state_file)
-            notes = []
-            if not state.schema_done:
-                self.progress("applying the schema-init Job's script (accounts, schema, initial data)")
-                apply_schema(target)
-                state.schema_done, state.schema_sha = True, schema_sha(self.manifests)
-                state.save(self.state_file)
-            elif state.schema_sha != schema_sha(self.manifests):
-                notes.append("the schema in manifests/ changed since this database was created; to rebuild it: "
-                             "localenv --backend docker backup && localenv --backend docker reset --yes")
+            notes = self.ensure_schema(target, state)
         except BaseException:
             if not already:
                 target.stop()  # persistent: the container goes, the data volume stays
@@ -94,16 +85,10 @@ class DockerBackend(Backend):
         self._require_docker()
         target = self.target()
         running = target.attach()
-        ready = "not checked (stopped)"
-        if running:
-            code = target.run_probe("readinessProbe")
-            ready = "ready (readinessProbe exit 0, in the container)" if code == 0 else f"not ready (exit {code})"
+        ready = self.readiness(target) if running else "not checked (stopped)"
         volumes = [target.volume_name(v) for v in target.claims()]
         return Status(self.name, running, target.port if running else None,
                       f"Docker volume {', '.join(volumes)}", None, ready)
-
-    def endpoint(self) -> Endpoint:
-        return self.endpoint_of(self.running_target())
 
     def log_files(self) -> list[Path]:
         target = self.running_target()

@@ -8,10 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from conformance.errors import EnvironmentProblem
-from conformance.live.runner import apply_schema
 from conformance.targets.native import NativeTarget
-from localenv.backend import Backend, Status, UpResult, dir_size, schema_sha
-from localenv.connection import Endpoint, write_pgpass
+from localenv.backend import Backend, Status, UpResult, dir_size
+from localenv.connection import write_pgpass
 from localenv.state import State
 
 
@@ -40,23 +39,24 @@ class NativeBackend(Backend):
         target.open()
         return target
 
-    def _running(self) -> LaptopTarget:
+    def running_target(self) -> LaptopTarget:
         target = self._opened()
         if not target.server.running():
             raise EnvironmentProblem("the laptop database is not running. Fix: localenv up")
         return target
+
+    def tools(self, target: LaptopTarget):
+        return target.binaries
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self) -> UpResult:
         target = self._opened()
         state = State.load(self.state_file)
         if target.server.running():
-            if state.schema_done:
-                return UpResult(self.endpoint_of(target), already_running=True, created=False)
-            # Running, but an earlier `up` stopped before the schema was applied.
-            target.ensure_database()
-            self._apply_schema(target, state)
-            return UpResult(self.endpoint_of(target), already_running=True, created=False)
+            if not state.schema_done:  # an earlier `up` stopped before the schema was applied
+                target.ensure_database()
+            notes = self.ensure_schema(target, state)
+            return UpResult(self.endpoint_of(target), already_running=True, created=False, notes=tuple(notes))
         datadir = target.server.datadir
         if state.initdb_started and not state.initdb_done and datadir.exists():
             # Our own first `up` was interrupted before the server ever ran: nothing of the
@@ -67,7 +67,6 @@ class NativeBackend(Backend):
         if created:
             state.initdb_started = True
             state.save(self.state_file)
-        notes = []
         started = False
         try:
             target.start()
@@ -76,11 +75,7 @@ class NativeBackend(Backend):
                 state.initdb_done = True
                 state.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 state.save(self.state_file)
-            if not state.schema_done:
-                self._apply_schema(target, state)
-            elif state.schema_sha != schema_sha(self.manifests):
-                notes.append("the schema in manifests/ changed since this database was created; to rebuild it: "
-                             "localenv backup && localenv reset --yes")
+            notes = self.ensure_schema(target, state)
         except BaseException:
             if started or target.server.running():
                 target.stop()  # keep=True: the data stays
@@ -88,12 +83,6 @@ class NativeBackend(Backend):
         endpoint = self.endpoint_of(target)
         write_pgpass(endpoint, self.settings.pgpass)
         return UpResult(endpoint, already_running=False, created=created, notes=tuple(notes))
-
-    def _apply_schema(self, target: LaptopTarget, state: State) -> None:
-        self.progress("applying the schema-init Job's script (accounts, schema, initial data)")
-        apply_schema(target)
-        state.schema_done, state.schema_sha = True, schema_sha(self.manifests)
-        state.save(self.state_file)
 
     def down(self) -> bool:
         target = self._opened()
@@ -106,25 +95,12 @@ class NativeBackend(Backend):
     def status(self) -> Status:
         target = self._opened()
         running = target.server.running()
-        ready = "not checked (stopped)"
-        if running:
-            code = target.run_probe("readinessProbe")
-            ready = "ready (readinessProbe exit 0)" if code == 0 else f"not ready (readinessProbe exit {code})"
+        ready = self.readiness(target) if running else "not checked (stopped)"
         note = ""
         if target.server.initialized and target.server.data_major() != target.binaries.major:
             note = f"the data directory holds PostgreSQL {target.server.data_major()} data"
         return Status(self.name, running, target.port if running else None, str(target.server.datadir),
                       dir_size(target.volume_dir) if target.volume_dir.exists() else 0, ready, note)
-
-    def endpoint(self) -> Endpoint:
-        return self.endpoint_of(self._running())
-
-    # -- what the shared commands need ------------------------------------------------------
-    def running_target(self) -> LaptopTarget:
-        return self._running()
-
-    def tools(self, target: LaptopTarget):
-        return target.binaries
 
     def log_files(self) -> list[Path]:
         target = self._opened()

@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.plan import figure
+
 ENV_HOME = "LOCALENV_HOME"
 ENV_PORT = "LOCALENV_PORT"
-DEFAULT_PORT = 5432
+DEFAULT_PORT = figure("port").expected  # the cluster's port, when it is free here
 APP_NAME = "product-change-db"
 
 

@@ -284,3 +284,16 @@ def test_kube_target_reaches_the_server_through_its_port_forward(tmp_path):
                 assert conn.execute("SHOW server_version").fetchone()[0].startswith("14.")
         finally:
             kube.stop()
+
+
+def test_cluster_target_skips_what_needs_local_mounts_and_cleans_its_folder():
+    from conformance.registry import Skip
+    from conformance.targets.cluster import ClusterTarget
+
+    target = ClusterTarget(M, context="dev-aks")
+    assert target.node_paths(None) == {}
+    with pytest.raises(Skip, match="cannot mount local directories"):
+        target.node_paths({"/sql": target.workdir / "broken-sql"})
+    assert target.sql_dir.joinpath("01-roles.sql").exists(), "the schema ConfigMap as the Job mounts it"
+    target.stop()
+    assert not target.workdir.exists()

@@ -15,7 +15,7 @@ from conformance.live.metrics_checks import judge
 from conformance.monitoring import rule_tests, rules
 from conformance.plan import ALERTS
 from conformance.results import Status
-from conformance.targets.exporter import local_argv, sidecar
+from conformance.targets.exporter import local_argv
 from conformance.targets.mapping import LocalMapping
 from tests.project import ROOT, ProjectCopy
 
@@ -85,7 +85,7 @@ def test_rule_reading():
 
 def test_sidecar_runs_locally_with_the_pods_addresses_mapped():
     loaded = manifests.load(ROOT / "manifests")
-    container = sidecar(loaded, "postgres-exporter")
+    container = workload.metrics_sidecar(loaded)
     mapping = LocalMapping(port=54321, bindir=Path("/pg/bin"))
     env = mapping.env(container.env)
     assert env["DATA_SOURCE_URI"] == "127.0.0.1:54321/product_change_db?sslmode=disable"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance import pgconf
+from conformance import pgconf, workload
 from conformance.manifests import Manifests
-from conformance.plan import CLAIMED_GAINS_PCT, DEV_ONLY_SETTINGS, figure
+from conformance.plan import CLAIMED_GAINS_PCT, DEV_ONLY_SETTINGS
 
 SETTINGS = tuple(DEV_ONLY_SETTINGS)  # fsync, synchronous_commit, full_page_writes
 
@@ -19,24 +19,25 @@ SETTINGS = tuple(DEV_ONLY_SETTINGS)  # fsync, synchronous_commit, full_page_writ
 class Config:
     name: str
     values: dict  # setting -> "on"/"off", as the server must report them
-    changes: str | None = None  # the one dev setting this configuration isolates
     from_configmap: bool = False  # applied by ALTER SYSTEM RESET: the ConfigMap's own values
 
 
+def _shown(value) -> str:
+    """A normalized setting as SHOW prints it (booleans on/off, enums as they are)."""
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
 def configmap_values(manifests: Manifests) -> dict[str, str]:
-    cm = manifests.find("ConfigMap", figure("config-configmap").expected)
-    text = ((cm.get(("data",)) or {}) if cm else {}).get(figure("config-key").expected, "")
-    parsed = pgconf.parse(text)
+    parsed = pgconf.parse(workload.postgresql_conf(manifests)[1] or "")
     # PostgreSQL's default for each of the three is on.
-    return {name: pgconf.parse_bool(parsed[name].raw) and "on" or "off" if name in parsed else "on"
-            for name in SETTINGS}
+    return {name: _shown(pgconf.normalize(name, parsed[name].raw)) if name in parsed else "on" for name in SETTINGS}
 
 
 def configurations(manifests: Manifests) -> list[Config]:
     durable = {name: "on" for name in SETTINGS}
     out = [Config("durable", durable)]
     for name in SETTINGS:
-        out.append(Config(f"{name}=off", {**durable, name: "off"}, changes=name))
+        out.append(Config(f"{name}=off", {**durable, name: "off"}))
     out.append(Config("plan", configmap_values(manifests), from_configmap=True))
     return out
 

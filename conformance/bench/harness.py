@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -95,7 +96,8 @@ class Harness:
         self.target = target
         self.options = options
         self.progress = progress or (lambda message: None)
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="pc-bench-"))
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="pc-bench-"))  # scripts and pgbench's logs
         all_configs = configurations(manifests)
         self.configs = [c for c in all_configs if options.configs is None or c.name in options.configs]
         from conformance.pg.binaries import locate
@@ -185,21 +187,25 @@ class Harness:
         total = self.options.rounds * len(self.configs) * len(workloads)
         done = 0
         try:
-            for r in range(self.options.rounds):
-                for config in rotated(self.configs, r):
-                    self.apply(config)
-                    for w_index, wl in enumerate(workloads):
-                        done += 1
-                        self.progress(f"run {done}/{total}: round {r + 1}/{self.options.rounds} · {config.name} · "
-                                      f"{wl.name} · {self.options.duration} s")
-                        m.samples.append(self._one(r, config, wl, SEED + 1000 * r + w_index))
-            self.apply(next(c for c in self.configs if c.from_configmap) if any(c.from_configmap for c in self.configs)
-                       else self.configs[0])
-            m.settings = self._settings()
+            try:
+                for r in range(self.options.rounds):
+                    for config in rotated(self.configs, r):
+                        self.apply(config)
+                        for w_index, wl in enumerate(workloads):
+                            done += 1
+                            self.progress(f"run {done}/{total}: round {r + 1}/{self.options.rounds} · {config.name} · "
+                                          f"{wl.name} · {self.options.duration} s")
+                            m.samples.append(self._one(r, config, wl, SEED + 1000 * r + w_index))
+                # Report the server's settings as the ConfigMap sets them (when that was measured).
+                self.apply(next((c for c in self.configs if c.from_configmap), self.configs[0]))
+                m.settings = self._settings()
+            finally:
+                self.restore()
+            if self.options.fsync_seconds:
+                m.fsync_ops_per_s, m.fsync_output = self.pg_test_fsync()
         finally:
-            self.restore()
-        if self.options.fsync_seconds:
-            m.fsync_ops_per_s, m.fsync_output = self.pg_test_fsync()
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
         return m
 
     def _settings(self) -> dict:

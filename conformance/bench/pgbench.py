@@ -4,7 +4,6 @@ latencies (from pgbench's own transaction log), and the commands to rerun it by 
 from __future__ import annotations
 
 import re
-import statistics
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +119,3 @@ def run(pgbench: str, conninfo: dict, workload: Workload, clients: int, duration
         raise PgbenchError(f"pgbench {workload.name} failed: {last[-1] if last else proc.returncode}")
     tps, tx = parse_output(proc.stdout)
     return RunResult(tps, tx, read_latencies(prefix))
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None

@@ -34,6 +34,7 @@ def markdown(m: Measurement, suite: list[dict], stamp: str, png_name: str) -> st
              f"for {o.duration} s with {o.clients} clients (pgbench scale {o.scale}); the order of configurations "
              "rotates per round. Before each run: CHECKPOINT and `pg_stat_reset_shared('wal')`; halfway through it one "
              "more CHECKPOINT, so full-page images are written within every run. Fixed pgbench seeds.", "",
+             "Workloads: " + "; ".join(f"**{w}**, {pgbench.WORKLOADS[w].title}" for w in o.workloads) + ".", "",
              f"![throughput and WAL volume per configuration]({png_name})", "",
              "## Plan 12.1's claims against the measurement", "",
              "Gains are paired by round against the durable baseline (all three settings on); the interval is the "

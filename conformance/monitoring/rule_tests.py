@@ -10,14 +10,14 @@ from pathlib import Path
 import yaml
 from kubernetes.utils import parse_quantity
 
+from conformance import workload
 from conformance.manifests import Manifests
 from conformance.monitoring.rules import alerts, duration_seconds, expected_threshold, write_rule_file
 from conformance.plan import ALERTS, figure
 
 NS = figure("namespace").expected
 POD = f"{figure('name').expected}-0"
-CLAIM = f"postgresql-data-{POD}"
-CONTAINER = {"namespace": NS, "pod": POD, "container": "postgresql"}
+CONTAINER = {"namespace": NS, "pod": POD, "container": figure("container").expected}
 MARGIN = 0.02  # "just" under / over, relative
 
 
@@ -33,7 +33,7 @@ def _series(name: str, labels: dict, value: float, counter_rate: float | None = 
     return {"series": f"{name}{_labels(labels)}", "values": values}
 
 
-def _inputs(key: str, factor: float) -> tuple[list[dict], dict]:
+def _inputs(key: str, factor: float, claim: str) -> tuple[list[dict], dict]:
     """Input series putting the alarm's quantity at factor x threshold; the alert's by() labels."""
     threshold = expected_threshold(key)
     level = threshold * factor
@@ -48,7 +48,7 @@ def _inputs(key: str, factor: float) -> tuple[list[dict], dict]:
                  _series("container_spec_memory_limit_bytes", CONTAINER, limit)], {"namespace": NS, "pod": POD})
     if key == "alert-storage":
         capacity = float(parse_quantity(figure("data-volume-size").expected))
-        pvc = {"namespace": NS, "persistentvolumeclaim": CLAIM}
+        pvc = {"namespace": NS, "persistentvolumeclaim": claim}
         return ([_series("kubelet_volume_stats_used_bytes", pvc, round(level * capacity)),
                  _series("kubelet_volume_stats_capacity_bytes", pvc, capacity)], pvc)
     if key == "alert-connections":
@@ -76,6 +76,8 @@ def _annotations(rule: dict, labels: dict) -> dict:
 
 def tests(manifests: Manifests, rule_file: str) -> dict:
     found = alerts(manifests)
+    # The data volume's claim as the StatefulSet controller names it: <template>-<pod>.
+    claim = f"{workload.claim_templates(workload.database(manifests).owner)[0]}-{POD}"
     cases = []
     for key, (alert, _) in ALERTS.items():
         rule = found[alert].rule if alert in found else {"labels": {}, "annotations": {}}
@@ -84,8 +86,8 @@ def tests(manifests: Manifests, rule_file: str) -> dict:
         # holds from minute 5 of the series.
         start = 5 if key == "alert-cpu" else 0
         fires_at, quiet_at = int(start + wait + 2), int(start + wait - 1)
-        over, by = _inputs(key, 1 + MARGIN)
-        under, _ = _inputs(key, 1 - MARGIN)
+        over, by = _inputs(key, 1 + MARGIN, claim)
+        under, _ = _inputs(key, 1 - MARGIN, claim)
         labels = {**by, **{k: str(v) for k, v in (rule.get("labels") or {}).items()}, "alertname": alert}
         expected = [{"exp_labels": {k: v for k, v in labels.items() if k != "alertname"},
                      "exp_annotations": _annotations(rule, labels)}]

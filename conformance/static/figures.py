@@ -20,7 +20,7 @@ CONTAINER = ("spec", "template", "spec", "containers")
 
 def _db_index(sts) -> int:
     for i, c in enumerate(sts.get(CONTAINER) or []):
-        if c.get("name") == "postgresql":
+        if c.get("name") == figure("container").expected:
             return i
     return 0
 

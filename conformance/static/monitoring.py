@@ -59,7 +59,7 @@ for _key in ALERTS:
 def metrics_sidecar(ctx):
     db = workload.database(ctx.manifests)
     name = figure("metrics-container").expected
-    sidecar = next((c for c in workload.containers(ctx.manifests, db.owner) if c.name == name), None)
+    sidecar = workload.metrics_sidecar(ctx.manifests)
     if sidecar is None:
         yield ctx.finding(db.owner, workload.POD_SPEC[db.owner.kind] + ("containers",),
                           f"a container {name} (postgres_exporter)", [c.name for c in workload.containers(ctx.manifests, db.owner)])

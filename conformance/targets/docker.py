@@ -24,10 +24,9 @@ from conformance.errors import EnvironmentProblem
 from conformance.manifests import Manifests
 from conformance.pg import ports
 from conformance.plan import figure
-from conformance.targets import docker_engine
+from conformance.targets import configmaps, docker_engine
 from conformance.targets.base import Target
 from conformance.targets.container_spec import ContainerSpec, container_spec
-from conformance.targets.native import materialize_configmap
 from conformance.targets.waiting import wait_until
 
 LOCAL_HOST = "127.0.0.1"
@@ -214,11 +213,8 @@ class DockerTarget(Target):
         self.workdir.mkdir(parents=True, exist_ok=True)
         for mount in self.db.mounts():
             if mount.source.get("configMap"):
-                materialize_configmap(self.manifests, mount, self.config_dir(mount.volume))
-        init_mount = workload.schema_init(self.manifests).mount_of_configmap(figure("schema-configmap").expected)
-        if init_mount is not None:
-            shutil.rmtree(self.sql_dir, ignore_errors=True)
-            materialize_configmap(self.manifests, init_mount, self.sql_dir)
+                configmaps.materialize(self.manifests, mount, self.config_dir(mount.volume))
+        configmaps.write_schema_sql(self.manifests, self.sql_dir)
         self.backup_dir.mkdir(exist_ok=True)
         # The scripts run as the pod's non-root user and must write here, as on the PVC.
         self.backup_dir.chmod(0o777)
@@ -234,10 +230,6 @@ class DockerTarget(Target):
                 Reaper.get_instance()
             atexit.register(self._stop_quietly)
         existing = self._existing()
-        if existing is not None and existing.status == "running":
-            self._container = existing
-            self.wait_ready()
-            return
         if existing is not None:
             existing.remove(force=True)  # a stopped container of an older spec; the volume stays
         self._materialize()
@@ -255,15 +247,19 @@ class DockerTarget(Target):
             networking_config={network.name: self._docker().api.create_endpoint_config(aliases=self.aliases())},
         )
         self._container.start()
+        self._start_sidecars()
+        self.wait_ready()
+
+    def _start_sidecars(self) -> None:
+        """(Re)create the sidecars in the database container's network namespace: a namespace
+        does not outlive its container, so they are made anew whenever it starts."""
         for spec in self.sidecar_specs():
             self._pull(spec.image)
             kwargs = spec.docker_kwargs()
             kwargs["labels"] = self._engine_labels(kwargs["labels"])
             self._remove_named(spec.name)
-            sidecar = self._docker().containers.create(**kwargs, detach=True,
-                                                       network_mode=f"container:{self._container.id}")
-            sidecar.start()
-        self.wait_ready()
+            self._docker().containers.create(**kwargs, detach=True,
+                                             network_mode=f"container:{self._container.id}").start()
 
     def _remove_named(self, name: str) -> None:
         import docker
@@ -325,6 +321,7 @@ class DockerTarget(Target):
 
     def start_server(self) -> None:
         self._container.start()
+        self._start_sidecars()
         self.wait_ready()
 
     def stop(self) -> None:
@@ -336,11 +333,7 @@ class DockerTarget(Target):
 
         client = self._client
         for spec in self.sidecar_specs():
-            try:
-                sidecar = client.containers.get(spec.name)
-                sidecar.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+            self._remove_named(spec.name)
         container = self._container or self._existing()
         if container is not None:
             try:
@@ -370,10 +363,6 @@ class DockerTarget(Target):
             self.stop()
         except Exception:
             pass
-
-    def running(self) -> bool:
-        container = self._existing()
-        return container is not None and container.status == "running"
 
     def attach(self) -> bool:
         """Find a running container of this prefix (localenv's other commands)."""

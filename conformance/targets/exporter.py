@@ -17,11 +17,6 @@ from conformance.targets.waiting import wait_until
 LISTEN_FLAG = "--web.listen-address"
 
 
-def sidecar(manifests, name: str) -> workload.Container | None:
-    db = workload.database(manifests)
-    return next((c for c in workload.containers(manifests, db.owner) if c.name == name), None)
-
-
 def local_argv(binary: str, container: workload.Container, listen: str) -> list[str]:
     """The sidecar's args with its listen address replaced by a free local one."""
     args = [a for a in container.args if not a.startswith(LISTEN_FLAG)]

@@ -8,7 +8,9 @@ define it, with env overrides and local directories mounted through the kind nod
 from __future__ import annotations
 
 import copy
+import json
 import secrets
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,10 +19,11 @@ from conformance import timeouts, workload
 from conformance.errors import EnvironmentProblem
 from conformance.manifests import Manifests
 from conformance.plan import figure
+from conformance.registry import Skip
+from conformance.targets import configmaps
 from conformance.targets.base import Target
 from conformance.targets.failure_dump import dump
 from conformance.targets.kubectl import Kubectl
-from conformance.targets.native import materialize_configmap
 from conformance.targets.port_forward import PortForward
 from conformance.targets.waiting import NotYet, wait_until
 
@@ -93,6 +96,7 @@ class KubeTarget(Target):
         self.db = workload.database(manifests)
         self.kubectl = Kubectl(context, figure("namespace").expected)
         self.progress = progress or (lambda message: None)
+        self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="pc-conformance-kube-"))
         self.dump_dir = Path(dump_dir) if dump_dir else Path("reports")
         self.run_id = secrets.token_hex(3)
@@ -124,19 +128,18 @@ class KubeTarget(Target):
             raise EnvironmentProblem("no port-forward to the server")
         return self.forward.local_port
 
-    def _forward(self) -> None:
-        remote = figure("port").expected
-        self.forward = PortForward(
-            lambda local: self.kubectl.argv("port-forward", f"pod/{self.pod}", f"{local}:{remote}",
-                                            "--address", LOCAL_HOST), remote)
-        self.forward.start()
+    def _port_forward(self, remote: int) -> PortForward:
+        forward = PortForward(lambda local: self.kubectl.argv("port-forward", f"pod/{self.pod}", f"{local}:{remote}",
+                                                              "--address", LOCAL_HOST), remote)
+        forward.start()
+        return forward
 
     def wait_ready(self) -> None:
         self.progress(f"waiting for StatefulSet/{self.statefulset} to be ready")
         wait_until(lambda: statefulset_ready(self.kubectl.get("statefulset", self.statefulset)),
                    f"StatefulSet/{self.statefulset} ready", timeouts.STATEFULSET_READY)
         if self.forward is None:
-            self._forward()
+            self.forward = self._port_forward(figure("port").expected)
         self._wait_query()
 
     def _wait_query(self) -> None:
@@ -151,11 +154,7 @@ class KubeTarget(Target):
 
     def metrics_url(self) -> str:
         if self.metrics_forward is None:
-            port = figure("metrics-port").expected
-            self.metrics_forward = PortForward(
-                lambda local: self.kubectl.argv("port-forward", f"pod/{self.pod}", f"{local}:{port}",
-                                                "--address", LOCAL_HOST), port)
-            self.metrics_forward.start()
+            self.metrics_forward = self._port_forward(figure("metrics-port").expected)
         return f"http://{LOCAL_HOST}:{self.metrics_forward.local_port}/metrics"
 
     def failure_dump(self, reason: str) -> Path:
@@ -195,17 +194,16 @@ class KubeTarget(Target):
         self.wait_ready()
 
     def node_paths(self, mounts: dict[str, Path] | None) -> dict[str, str]:
-        """Container path -> node path for local directories; only kind can mount them."""
+        """Container path -> node path for local directories; only kind can mount them, so a
+        check that needs it cannot judge here."""
         if mounts:
-            raise EnvironmentProblem(f"the {self.name} target cannot mount local directories into a pod")
+            raise Skip(f"the {self.name} target cannot mount local directories into a pod")
         return {}
 
     def run_script(self, container, env=None, mounts=None, timeout=timeouts.SCRIPT):
         self._jobs += 1
         name = f"{container.owner.name[:40]}-c{self.run_id}-{self._jobs}"
         manifest = job_for(container, name, env, self.node_paths(mounts), {self.LABEL: self.run_id})
-        import json
-
         self.kubectl.run("create", "-f", "-", input=json.dumps(manifest))
         try:
             outcome = wait_until(lambda: job_outcome(self.kubectl.get("job", name)), f"Job/{name} finished",
@@ -230,14 +228,12 @@ class KubeTarget(Target):
     @property
     def sql_dir(self) -> Path:
         path = self.workdir / "sql"
-        if not path.exists():
-            mount = workload.schema_init(self.manifests).mount_of_configmap(figure("schema-configmap").expected)
-            if mount is not None:
-                materialize_configmap(self.manifests, mount, path)
-        return path
+        return path if path.exists() else configmaps.write_schema_sql(self.manifests, path)
 
     def stop(self) -> None:
         for forward in (self.forward, self.metrics_forward):
             if forward is not None:
                 forward.stop()
         self.forward = self.metrics_forward = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.plan import figure
+
 LOCAL_HOST = "127.0.0.1"
 
 
@@ -20,7 +22,7 @@ class LocalMapping:
     bindir: Path
     paths: dict[str, Path] = field(default_factory=dict)  # container path -> local path
     host: str = LOCAL_HOST
-    container_port: int = 5432  # where the server listens inside the pod
+    container_port: int = field(default_factory=lambda: figure("port").expected)  # the server, inside the pod
 
     def address(self, value: str) -> str:
         """The pod's loopback address of the server (a sidecar's view) -> the local one."""

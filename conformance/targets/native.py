@@ -22,7 +22,7 @@ from conformance.manifests import Manifests
 from conformance.pg import ports
 from conformance.pg.binaries import Binaries, locate
 from conformance.pg.server import RunAs, Server, ServerError
-from conformance.plan import figure
+from conformance.targets import configmaps
 from conformance.targets.base import Target
 from conformance.targets.mapping import LOCAL_HOST, LocalMapping
 
@@ -30,21 +30,6 @@ from conformance.targets.mapping import LOCAL_HOST, LocalMapping
 # (pg_setup_hba_conf, POSTGRES_HOST_AUTH_METHOD unset: the password_encryption method).
 IMAGE_HBA_RULE = "host all all all scram-sha-256"
 START_ATTEMPTS = 3
-
-
-def materialize_configmap(manifests: Manifests, mount: workload.Mount, target: Path) -> Path:
-    """Write a ConfigMap volume's files (its `items`, or every key) into target."""
-    ref = mount.source.get("configMap") or {}
-    cm = manifests.find("ConfigMap", ref.get("name"))
-    data = (cm.get(("data",)) or {}) if cm else {}
-    target.mkdir(parents=True, exist_ok=True)
-    target.chmod(0o755)
-    items = ref.get("items") or [{"key": k, "path": k} for k in data]
-    for item in items:
-        path = target / item["path"]
-        path.write_text(data.get(item["key"], ""), encoding="utf-8")
-        path.chmod(0o644)
-    return target
 
 
 class NativeTarget(Target):
@@ -123,14 +108,8 @@ class NativeTarget(Target):
         run_as.give(self.volume_dir)
         for mount in self.db.mounts():
             if mount.source.get("configMap"):
-                materialize_configmap(self.manifests, mount, self.mapping.paths[mount.path])
-        init_mount = workload.schema_init(self.manifests).mount_of_configmap(figure("schema-configmap").expected)
-        if init_mount is not None:
-            if self.sql_dir.exists():
-                shutil.rmtree(self.sql_dir)
-            materialize_configmap(self.manifests, init_mount, self.sql_dir)
-        pgdata = Path(self.mapping.path(self.db.env["PGDATA"]))
-        self.server = Server(self.binaries, pgdata, self.run_dir, run_as)
+                configmaps.materialize(self.manifests, mount, self.mapping.paths[mount.path])
+        configmaps.write_schema_sql(self.manifests, self.sql_dir)
 
     # -- lifecycle ------------------------------------------------------------------------
     def open(self) -> None:
@@ -214,10 +193,10 @@ class NativeTarget(Target):
 
     def metrics_url(self) -> str:
         """The sidecar run as a local process: Debian's postgres_exporter, the sidecar's env."""
-        from conformance.targets.exporter import LocalExporter, sidecar
+        from conformance.targets.exporter import LocalExporter
 
         if self._exporter is None:
-            container = sidecar(self.manifests, figure("metrics-container").expected)
+            container = workload.metrics_sidecar(self.manifests)
             if container is None:
                 from conformance.registry import Skip
 

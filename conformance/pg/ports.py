@@ -27,3 +27,18 @@ def first_free_from(preferred: int, host: str = "127.0.0.1", tries: int = 100) -
         if is_free(port, host):
             return port
     return free_port(host)
+
+
+def choose(exact: int | None, prefer: int | None, host: str = "127.0.0.1") -> int | None:
+    """exact: that port, or a one-line error when something else has it; prefer: that one or
+    the next free one; neither: None (the caller's default: any free port)."""
+    if exact is not None:
+        if not is_free(exact, host):
+            from conformance.errors import EnvironmentProblem
+
+            raise EnvironmentProblem(f"port {exact} on {host} is in use by another program. "
+                                     "Fix: stop that program, or choose another port")
+        return exact
+    if prefer is not None:
+        return first_free_from(prefer, host)
+    return None

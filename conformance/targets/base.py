@@ -111,12 +111,22 @@ class Target(abc.ABC):
 
         raise Skip(f"the {self.name} target does not run the metrics sidecar")
 
-    @property
-    @abc.abstractmethod
-    def backup_dir(self) -> Path:
-        """A local directory where the backup CronJob's /backup is."""
+    # Every target keeps its local files in self.workdir.
+    workdir: Path | None = None
 
     @property
-    @abc.abstractmethod
+    def backup_dir(self) -> Path:
+        """A local directory where the backup CronJob's /backup is."""
+        return self.workdir / "backup"
+
+    @property
     def sql_dir(self) -> Path:
         """A local directory holding the schema ConfigMap's files, as mounted for the Job."""
+        return self.workdir / "sql"
+
+    def stop_quietly(self) -> None:
+        """stop() for atexit: the process is ending, a failure there has nobody to tell."""
+        try:
+            self.stop()
+        except Exception:
+            pass

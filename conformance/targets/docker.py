@@ -67,14 +67,6 @@ class DockerTarget(Target):
     def volume_name(self, claim: str) -> str:
         return f"{self.prefix}-{claim}"
 
-    @property
-    def backup_dir(self) -> Path:
-        return self.workdir / "backup"
-
-    @property
-    def sql_dir(self) -> Path:
-        return self.workdir / "sql"
-
     def config_dir(self, volume: str) -> Path:
         return self.workdir / "config" / volume
 
@@ -150,14 +142,7 @@ class DockerTarget(Target):
         return binding
 
     def _choose_port(self) -> int | None:
-        if self._given_port is not None:
-            if not ports.is_free(self._given_port):
-                raise EnvironmentProblem(f"port {self._given_port} on {LOCAL_HOST} is in use by another program. "
-                                         "Fix: stop that program, or choose another port")
-            return self._given_port
-        if self._prefer_port is not None:
-            return ports.first_free_from(self._prefer_port)
-        return None  # Docker picks one
+        return ports.choose(self._given_port, self._prefer_port, LOCAL_HOST)  # None: Docker picks one
 
     # -- engine -----------------------------------------------------------------------------
     def _docker(self):
@@ -228,7 +213,7 @@ class DockerTarget(Target):
             self._docker()
             if not testcontainers_config.ryuk_disabled:
                 Reaper.get_instance()
-            atexit.register(self._stop_quietly)
+            atexit.register(self.stop_quietly)
         existing = self._existing()
         if existing is not None:
             existing.remove(force=True)  # a stopped container of an older spec; the volume stays
@@ -357,12 +342,6 @@ class DockerTarget(Target):
 
     def claims(self) -> list[str]:
         return workload.claim_templates(self.db.owner)
-
-    def _stop_quietly(self) -> None:
-        try:
-            self.stop()
-        except Exception:
-            pass
 
     def attach(self) -> bool:
         """Find a running container of this prefix (localenv's other commands)."""

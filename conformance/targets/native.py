@@ -72,14 +72,6 @@ class NativeTarget(Target):
     def run_dir(self) -> Path:
         return self.workdir / "run"
 
-    @property
-    def backup_dir(self) -> Path:
-        return self.workdir / "backup"
-
-    @property
-    def sql_dir(self) -> Path:
-        return self.workdir / "sql"
-
     def _mapping(self, port: int) -> LocalMapping:
         paths: dict[str, Path] = {}
         for mount in self.db.mounts():
@@ -124,15 +116,7 @@ class NativeTarget(Target):
             self.mapping = replace(self.mapping, port=self.server.postmaster_port() or 0)
 
     def _choose_port(self) -> int:
-        if self._given_port is not None:
-            if not ports.is_free(self._given_port):
-                raise EnvironmentProblem(
-                    f"port {self._given_port} on {LOCAL_HOST} is in use by another program. "
-                    "Fix: stop that program, or choose another port")
-            return self._given_port
-        if self._prefer_port is not None:
-            return ports.first_free_from(self._prefer_port)
-        return ports.free_port()
+        return ports.choose(self._given_port, self._prefer_port, LOCAL_HOST) or ports.free_port(LOCAL_HOST)
 
     def start(self) -> None:
         self.open()
@@ -141,7 +125,7 @@ class NativeTarget(Target):
         self.mapping = replace(self.mapping, port=self._choose_port())
         self._prepare()
         if not self.detach:
-            atexit.register(self._stop_quietly)
+            atexit.register(self.stop_quietly)
             # atexit does not run when this process is killed; the watchdog does.
             from conformance.pg import watchdog
 
@@ -227,12 +211,6 @@ class NativeTarget(Target):
         if self.workdir is not None and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-    def _stop_quietly(self) -> None:
-        try:
-            self.stop()
-        except Exception:
-            pass
 
     # -- what the cluster would run -------------------------------------------------------
     def _script_mapping(self, container: workload.Container, mounts: dict[str, Path] | None) -> LocalMapping:

@@ -99,6 +99,10 @@ _FIGURES = [
     Figure("schema-job-restart", "6.1", "schema-init restartPolicy", "OnFailure", ours="Never",
            reason="retries are counted by backoffLimit and each attempt is a fresh pod with its log kept"),
     Figure("schema-mount", "6.1", "schema SQL mount path", "/sql"),
+    Figure("schema-job-commit", "6.1", "synchronous_commit of the schema-init session", None, ours="on",
+           reason="with plan 12.1's synchronous_commit=off the init's one transaction is acknowledged "
+                  "before its WAL is written: a server killed right after the Job completed came back "
+                  "without the accounts and schema"),
     # 7 backup
     Figure("backup-cronjob", "7.2", "backup CronJob", "postgresql-product-change-backup"),
     Figure("backup-schedule", "7.1", "full backup schedule (daily 02:00)", "0 2 * * *"),

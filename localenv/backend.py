@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,14 @@ from conformance.live.runner import apply_schema
 from conformance.manifests import Manifests
 from conformance.plan import figure
 from conformance.targets.base import account
+from localenv import verification
 from localenv.connection import ROLES, Endpoint, Login
 from localenv.settings import Settings
 from localenv.state import State
+
+# A session whose commit waits for its WAL to be written, whatever the server's plan 12.1
+# synchronous_commit=off: what localenv reports as done must survive a killed server.
+DURABLE_SESSION = "-c synchronous_commit=on"
 
 # The laptop keeps snapshots until the user deletes them: the CronJob's 7-day pruning is for
 # the cluster's backup volume, not for a developer's "before my risky change" dump.
@@ -115,20 +121,45 @@ class Backend(abc.ABC):
         return self.endpoint_of(self.running_target())
 
     # -- what every backend's up and status do the same way --------------------------------
+    def _flag(self) -> str:
+        return "" if self.name == "native" else f" --backend {self.name}"
+
     def ensure_schema(self, target, state: State) -> list[str]:
-        """Run the init Job's script once per database; later, only say when manifests/ has
-        a different schema than the one the database was made from. Returns notes."""
+        """Run the init Job's script once per database, then verify what it made: `up` never
+        says "started" over a database whose accounts or schema are gone (a crash under the
+        dev tuning can lose them). Re-applies the idempotent script when they are missing, and
+        says so. Returns notes; EnvironmentProblem when even that does not bring them back."""
+        notes = []
         if not state.schema_done:
             self.progress("applying the schema-init Job's script (accounts, schema, initial data)")
-            apply_schema(target)
+            self._apply_durably(target)
             state.schema_done, state.schema_sha = True, schema_sha(self.manifests)
             state.save(self.state_file)
-            return []
-        if state.schema_sha != schema_sha(self.manifests):
-            flag = "" if self.name == "native" else f" --backend {self.name}"
-            return [f"the schema in manifests/ changed since this database was created; to rebuild it: "
-                    f"localenv{flag} backup && localenv{flag} reset --yes"]
-        return []
+        elif state.schema_sha != schema_sha(self.manifests):
+            notes.append(f"the schema in manifests/ changed since this database was created; to rebuild it: "
+                         f"localenv{self._flag()} backup && localenv{self._flag()} reset --yes")
+        missing = verification.missing(target)
+        if missing:
+            what = "; ".join(missing)
+            self.progress(f"the database lacks what the init made ({what}); re-applying the schema-init "
+                          "Job's script (idempotent)")
+            self._apply_durably(target)
+            still = verification.missing(target)
+            if still:
+                raise EnvironmentProblem(
+                    f"the database still lacks {'; '.join(still)} after re-applying the schema-init script. "
+                    f"Look with `localenv{self._flag()} psql --as admin`, or start over: "
+                    f"localenv{self._flag()} backup && localenv{self._flag()} reset --yes")
+            notes.append(f"the init's work was missing ({what}) and was re-applied: lost when the server was "
+                         "killed or the machine crashed under the dev tuning (README: the dev tuning)")
+        return notes
+
+    def _apply_durably(self, target) -> None:
+        # The Job's script commits with synchronous_commit=on (its PGOPTIONS); sync then asks
+        # the OS to write it back, so that neither a killed server nor, as far as the OS can
+        # promise with fsync=off, a power cut right after "done" undoes it.
+        apply_schema(target)
+        os.sync()
 
     @staticmethod
     def readiness(target) -> str:
@@ -183,11 +214,12 @@ class Backend(abc.ABC):
         self.progress(f"restoring {dump} as {info['user']}")
         proc = subprocess.run([pg_restore, "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
                                "--no-password", "--dbname", info["dbname"], str(dump)],
-                              capture_output=True, text=True, env=env, check=False)
+                              capture_output=True, text=True, env={**env, "PGOPTIONS": DURABLE_SESSION}, check=False)
         if proc.returncode != 0:
             errors = [l for l in proc.stderr.splitlines() if "error:" in l] or proc.stderr.strip().splitlines()
             raise EnvironmentProblem(f"pg_restore failed and changed nothing (one transaction): "
                                      f"{errors[0].strip() if errors else proc.returncode}")
+        os.sync()
 
     @abc.abstractmethod
     def delete_data(self) -> None:

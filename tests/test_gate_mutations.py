@@ -162,6 +162,9 @@ MUTATIONS = {
                              [CRON, "claimName", "a PersistentVolumeClaim in manifests/", "nope (no such claim)"]),
     "plan-6.1-schema-init-job": (lambda p: p.replace(f"manifests/{JOB}", "-v ON_ERROR_STOP=1 ", ""),
                                  [JOB, "containers[0].command", "ON_ERROR_STOP=1", "psql -X --no-password --single-transaction"]),
+    "plan-6.1-schema-init-durable": (lambda p: p.replace(f"manifests/{JOB}", "synchronous_commit=on", "synchronous_commit=off"),
+                                     [JOB, "Job/postgresql-product-change-schema-init", "containers[0].env[4].value",
+                                      "expected PGOPTIONS=-c synchronous_commit=on", "found synchronous_commit=off"]),
     "plan-7.1-backup-script": (lambda p: p.replace(f"manifests/{CRON}", "set -euo pipefail\n", "\n"),
                                [CRON, "command", "set -euo pipefail", "no errexit/pipefail"]),
     "plan-7.1-backup-retention": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 7, "value"), "8"),
@@ -262,6 +265,23 @@ def test_equivalent_quantities_pass(project):
     project.set(STS, "StatefulSet", C0 + ("resources", "limits", "memory"), "2048Mi")
     assert run_gate(project)["plan-3.1-cpu-limit"].status is Status.PASSED
     assert run_gate(project)["plan-3.1-memory-limit"].status is Status.PASSED
+
+
+@pytest.mark.parametrize("pgoptions,passes", [
+    (DELETE, False),                                      # the server's synchronous_commit=off applies
+    ("-c search_path=x", False),
+    ("-c synchronous_commit=on -c synchronous_commit=off", False),  # the last one wins
+    ("-csynchronous_commit=local", True),
+    ("--synchronous-commit=on", True),
+    ("-c 'synchronous_commit=remote_apply'", True),
+])
+def test_init_session_commit_spellings(project, pgoptions, passes):
+    env = C0 + ("env", 4)
+    if pgoptions is DELETE:
+        project.set(JOB, "Job", env, DELETE)
+    else:
+        project.set(JOB, "Job", env + ("value",), pgoptions)
+    assert (run_gate(project)["plan-6.1-schema-init-durable"].status is Status.PASSED) == passes
 
 
 def test_registry_ids_carry_their_section():

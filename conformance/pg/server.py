@@ -20,12 +20,13 @@ from pathlib import Path
 
 import psutil
 
+from conformance.errors import EnvironmentProblem
 from conformance.pg.binaries import Binaries
 
 ENV_RUN_AS = "CONFORMANCE_PG_USER"
 
 
-class ServerError(Exception):
+class ServerError(EnvironmentProblem):
     """A server command failed; the message names the command and the log to read."""
 
 
@@ -185,6 +186,10 @@ class Server:
         if not self.pidfile.exists() or (pid is not None and self._is_our_postmaster(pid)):
             return None
         self.pidfile.unlink(missing_ok=True)
+        # The socket's lock file names the same dead postmaster; PostgreSQL refuses it just
+        # the same when that PID lives on (reused, or a killed postmaster nobody reaped).
+        for lock in self.rundir.glob(".s.PGSQL.*.lock"):
+            lock.unlink(missing_ok=True)
         return pid or 0
 
     # -- lifecycle --------------------------------------------------------------------------

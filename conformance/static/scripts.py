@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 from conformance import workload
 from conformance.plan import figure
 from conformance.registry import static
 from conformance.static import wraps_missing
+
+
+# Values of synchronous_commit that wait for the commit's WAL to be written locally.
+_DURABLE_COMMIT = ("on", "local", "remote_write", "remote_apply", "true", "yes", "1")
 
 
 def _script(c: workload.Container) -> str:
@@ -70,6 +75,48 @@ def schema_init_job(ctx):
                           f"{figure('schema-mount').expected}", mount.path if mount else "not mounted")
     if c.env.get("SQL_DIR") != figure("schema-mount").expected:
         yield ctx.finding(job, c.path + ("env",), f"SQL_DIR={figure('schema-mount').expected}", c.env.get("SQL_DIR"))
+
+
+def _session_setting(pgoptions: str, name: str) -> str | None:
+    """The value PGOPTIONS gives a setting (`-c name=value`, `-cname=value`, `--name=value`)."""
+    try:
+        words = shlex.split(pgoptions)
+    except ValueError:
+        return None
+    value = None
+    for i, word in enumerate(words):
+        option = None
+        if word == "-c" and i + 1 < len(words):
+            option = words[i + 1]
+        elif word.startswith("-c") and word != "-c":
+            option = word[2:]
+        elif word.startswith("--"):
+            key, sep, val = word[2:].partition("=")
+            option = key.replace("-", "_") + sep + val
+        if option and "=" in option:
+            key, _, val = option.partition("=")
+            if key.strip().lower() == name:
+                value = val.strip().lower()  # the last one wins, as in the server
+    return value
+
+
+@static("plan-6.1-schema-init-durable", "6.1",
+        "the init Job's session commits durably, whatever plan 12.1 sets for the server",
+        checklist=("14.1-schema-job",))
+@wraps_missing
+def schema_init_durable(ctx):
+    job = ctx.need("Job", "schema-job")
+    c = workload.schema_init(ctx.manifests)
+    expected = figure("schema-job-commit").expected
+    env_list = c.spec.get("env") or []
+    index = next((i for i, e in enumerate(env_list) if e.get("name") == "PGOPTIONS"), None)
+    path = c.path + (("env", index, "value") if index is not None else ("env",))
+    found = _session_setting(c.env.get("PGOPTIONS", ""), "synchronous_commit")
+    if found not in _DURABLE_COMMIT:
+        shown = f"synchronous_commit={found}" if found else f"PGOPTIONS={c.env.get('PGOPTIONS')!r}" \
+            if "PGOPTIONS" in c.env else "no PGOPTIONS (the server's synchronous_commit=off applies)"
+        yield ctx.finding(job, path, f"PGOPTIONS=-c synchronous_commit={expected} (a server killed after the "
+                                     "Job completed must keep the accounts and schema)", shown)
 
 
 @static("plan-7.1-backup-script", "7.1", "the backup fails loudly, keeps old dumps on failure, verifies before pruning",

@@ -1,4 +1,4 @@
-"""python -m conformance check | run | bench | rules | schema-configmap
+"""python -m conformance check | run | bench | rules | images | schema-configmap
 
 Exit codes: 0 all checks pass, 1 a check failed, 2 the input or the environment cannot be used.
 """
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                                              "just over its threshold after its duration, never just under")
     rules_cmd.add_argument("--manifests", type=Path, default=_default_manifests())
     rules_cmd.add_argument("--keep", type=Path, default=None, help="write the rule file and the tests to this folder")
+    images = sub.add_parser("images", help="local stand-ins for the manifests' images, for machines that cannot pull")
+    images.add_argument("action", choices=("build", "list"), help="build: make the missing or outdated stand-ins; "
+                                                                 "list: what is local, a stand-in or missing")
+    images.add_argument("--manifests", type=Path, default=_default_manifests())
     gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
     gen.add_argument("--manifests", type=Path, default=_default_manifests())
     gen.add_argument("--sql", type=Path, default=None)
@@ -107,11 +111,12 @@ def cmd_run(args) -> int:
     from conformance.live.runner import run_live
 
     loaded = manifests.load(args.manifests)
+    notes: list[str] = []
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
                        progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),
-                       manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name)
+                       manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name, notes=notes)
     return _report(args, results, {"what": f"live ({args.target})", "target": args.target,
-                                   "manifests": str(args.manifests), "verbose": args.verbose})
+                                   "manifests": str(args.manifests), "verbose": args.verbose, "notes": notes})
 
 
 def cmd_bench(args) -> int:
@@ -158,6 +163,36 @@ def cmd_rules(args) -> int:
     return 0 if proc.returncode == 0 else 1
 
 
+def cmd_images(args) -> int:
+    from conformance import manifests
+    from conformance.images import builder, standins
+    from conformance.targets import docker_engine
+
+    loaded = manifests.load(args.manifests)
+    docker_engine.require()
+    import docker
+
+    client = docker.from_env(timeout=600)
+    try:
+        if args.action == "build":
+            progress = lambda m: print(f"[images] {m}", file=sys.stderr, flush=True)  # noqa: E731
+            for built in builder.build_all(client, loaded, progress):
+                print(f"{built.image}: {built.name} {'built' if built.rebuilt else 'up to date'} ({built.built_from})")
+            return 0
+        for image in builder.manifest_images(loaded):
+            if builder.existing(client, image) is not None:
+                print(f"{image}: local (pulled or loaded)")
+                continue
+            standin = builder.existing(client, standins.standin_name(image))
+            if standin is not None:
+                print(f"{image}: stand-in {standins.standin_name(image)}, {builder.describe(standin)}")
+            else:
+                print(f"{image}: missing (pull it, or: python -m conformance images build)")
+        return 0
+    finally:
+        client.close()
+
+
 def cmd_schema_configmap(args) -> int:
     from conformance import schema_configmap
 
@@ -179,7 +214,8 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap}
+    commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
+                "images": cmd_images}
     try:
         return commands[args.command](args)
     except (InputError, EnvironmentProblem) as exc:

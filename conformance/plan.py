@@ -148,6 +148,11 @@ _FIGURES = [
     Figure("auth", "9.1", "password authentication", "scram-sha-256"),
     Figure("network-policy", "9.1", "network policy: cluster-internal only", "phonebill-dev"),
     Figure("tls", "9.1", "TLS", False),
+    Figure("run-as-user", "9.1", "database container account (uid:gid)", None, ours="999:999",
+           reason="the plan sets no security context; 999 is the official image's postgres account, "
+                  "which owns its files and PGDATA"),
+    Figure("read-only-root", "9.1", "read-only root file system", None, ours=True,
+           reason="least privilege: the server writes only to its volume and emptyDirs"),
     Figure("role-separation", "9.1", "application / administrator separation", True),
     Figure("account-app", "9.2", "application account", "product_change_app"),
     Figure("account-admin", "9.2", "administrator account", "product_change_admin"),

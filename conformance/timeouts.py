@@ -13,3 +13,4 @@ POD_GONE = 120              # a deleted or scaled-down pod disappears
 PORT_FORWARD_READY = 30     # kubectl port-forward prints its Forwarding line
 KUBECTL = 120               # any single kubectl command
 POLL_INTERVAL = 2           # between two status polls
+IMAGE_BUILD = 600           # debootstrap of the stand-ins' base, or one docker build

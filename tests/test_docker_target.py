@@ -160,21 +160,7 @@ def test_localenv_docker_backend_says_docker_is_not_running(tmp_path):
     assert proc.stderr.startswith("error: Docker is not running") and "Fix: start Docker" in proc.stderr
 
 
-# -- with Docker --------------------------------------------------------------------------------
-
-@pytest.mark.docker
-@pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")
-def test_every_live_check_passes_in_docker():
-    from conformance.live.runner import run_live
-    from conformance.results import Status
-
-    results = run_live(manifests.load(ROOT / "manifests"), "docker")
-    bad = [r for r in results if r.status not in (Status.PASSED, Status.SKIPPED)]
-    assert not bad, "\n".join(line for r in bad for line in (r.lines() or [r.message]))
-    skipped = {r.id for r in results if r.status is Status.SKIPPED}
-    assert all(cid.startswith(("live-8.2-pod", "live-3.1-limits", "live-3.3", "live-9.1-network", "live-3.2",
-                               "live-7.2", "live-5.1")) for cid in skipped), skipped
-
+# The runs on a real engine are in test_docker_live.py.
 
 @pytest.mark.parametrize("which", ["db", "job", "backup"])
 def test_docker_py_accepts_the_container_spec(target, which):

@@ -10,7 +10,8 @@ from conformance.results import Result, Status
 
 
 def load_checks() -> None:
-    from conformance.live import checks, kube_checks, metrics_checks, tuning_checks  # noqa: F401  (register on import)
+    from conformance.live import (  # noqa: F401  (register on import)
+        checks, container_checks, kube_checks, metrics_checks, tuning_checks)
 
 
 def apply_schema(target) -> None:
@@ -44,7 +45,8 @@ def skipped_all(reason: str, only: set[str] | None = None) -> list[Result]:
 
 def run_live(manifests, target_name: str, keep: bool = False, allow_writes: bool = False, progress=None,
              only: set[str] | None = None, manifests_dir=None, context: str | None = None,
-             cluster: str | None = None) -> list[Result]:
+             cluster: str | None = None, notes: list[str] | None = None) -> list[Result]:
+    """notes: filled with what the report must say about how the target ran (stand-in images)."""
     reason = targets.unavailable_reason(target_name)
     if reason:
         if progress:
@@ -62,6 +64,8 @@ def run_live(manifests, target_name: str, keep: bool = False, allow_writes: bool
         if progress:
             progress("running live checks")
         results = run_checks(ctx, only)
+        if notes is not None:
+            notes.extend(getattr(target, "notes", []))
     return results
 
 

@@ -10,6 +10,7 @@ def render(results, context: dict) -> str:
     return json.dumps({
         "target": context.get("target", "static"),
         "manifests": context.get("manifests"),
+        "notes": list(context.get("notes") or ()),
         "checks": [{
             "id": r.check_id, "section": r.section, "title": r.title, "scope": r.scope,
             "status": r.status.value, "message": r.message or "; ".join(r.lines()),

@@ -13,6 +13,10 @@ def render(results, context: dict) -> str:
                        failures=str(sum(r.status is Status.FAILED for r in results)),
                        errors=str(sum(r.status is Status.ERROR for r in results)),
                        skipped=str(sum(r.status is Status.SKIPPED for r in results)))
+    if context.get("notes"):
+        properties = ET.SubElement(suite, "properties")
+        for note in context["notes"]:
+            ET.SubElement(properties, "property", name="note", value=note)
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=f"plan.{r.section}", name=r.check_id)
         if r.status is Status.FAILED:

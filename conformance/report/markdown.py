@@ -11,7 +11,8 @@ _ICON = {Status.PASSED: "pass", Status.FAILED: "**FAIL**", Status.ERROR: "**ERRO
 
 def render(results, context: dict) -> str:
     lines = [f"# Conformance: {context.get('target', 'static')}", "",
-             f"{summary(results)}", "",
+             f"{summary(results)}", "", *[f"> {note}" for note in context.get("notes") or ()],
+             *([""] if context.get("notes") else []),
              "| checklist item | plan | checks | result |", "|---|---|---|---|"]
     for item, (section, text) in CHECKLIST.items():
         covering = [r for r in results if item in r.checklist]

@@ -24,7 +24,7 @@ from conformance.errors import EnvironmentProblem
 from conformance.manifests import Manifests
 from conformance.pg import ports
 from conformance.plan import figure
-from conformance.targets import configmaps, docker_engine
+from conformance.targets import configmaps, docker_engine, docker_janitor
 from conformance.targets.base import Target
 from conformance.targets.container_spec import ContainerSpec, container_spec
 from conformance.targets.waiting import wait_until
@@ -54,6 +54,9 @@ class DockerTarget(Target):
         self._container = None
         self._script_count = 0
         self.fresh_volumes: set[str] = set()  # data volumes this start created (no data yet)
+        self.notes: list[str] = []  # for the report: which images were stand-ins
+        self._resolved: dict[str, str] = {}
+        self._owner = docker_janitor.owner()
 
     # -- names and layout: pure, unit-tested ----------------------------------------------
     @property
@@ -88,13 +91,14 @@ class DockerTarget(Target):
         return {LABEL: self.prefix}
 
     def _engine_labels(self, labels: dict[str, str]) -> dict[str, str]:
-        """Ephemeral runs carry testcontainers' session labels: its reaper then removes the
-        containers, network and volumes if this process dies without cleaning up."""
+        """Ephemeral runs carry testcontainers' session labels (its reaper, where it runs,
+        removes what this process leaves if it dies) and our owner label (the next run's
+        sweep removes it where no reaper could run)."""
         if self.persistent:
             return labels
         from testcontainers.core.labels import create_labels
 
-        return create_labels("", labels)
+        return {**create_labels("", labels), docker_janitor.LABEL_OWNER: self._owner}
 
     def db_spec(self) -> ContainerSpec:
         sources: dict[str, str] = {}
@@ -153,18 +157,47 @@ class DockerTarget(Target):
             self._client = docker.from_env(timeout=timeouts.IMAGE_PULL)
         return self._client
 
-    def _pull(self, image: str) -> None:
+    def _image(self, image: str) -> str:
+        """What the engine runs for an image the manifests name: the image itself where it is
+        here or can be pulled, else its local stand-in (said once, and kept for the report)."""
+        if image not in self._resolved:
+            from conformance.images.resolve import resolve
+
+            resolved = resolve(self._docker(), image, self.progress)
+            self._resolved[image] = resolved.run
+            if resolved.note:
+                self.notes.append(resolved.note)
+        return self._resolved[image]
+
+    def _create_kwargs(self, spec: ContainerSpec) -> dict:
+        kwargs = spec.docker_kwargs()
+        kwargs["image"] = self._image(spec.image)
+        kwargs["labels"] = self._engine_labels(kwargs["labels"])
+        return kwargs
+
+    def _start_reaper(self) -> None:
+        """testcontainers' reaper where its image is here or can be pulled; otherwise our own
+        owner labels are the safety net, swept by the next run (docker_janitor)."""
         import docker
+        from testcontainers.core.config import testcontainers_config
+        from testcontainers.core.container import Reaper
 
         client = self._docker()
+        for leftover in docker_janitor.sweep(client):
+            self.progress(f"removed {leftover}, left by a run that was killed")
+        if testcontainers_config.ryuk_disabled:
+            return
+        image = testcontainers_config.ryuk_image
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
-            self.progress(f"pulling {image}")
             try:
                 client.images.pull(image)
-            except docker.errors.APIError as exc:
-                raise EnvironmentProblem(f"cannot pull {image}: {exc.explanation or exc}") from None
+            except docker.errors.APIError:
+                self.progress(f"no reaper ({image} cannot be pulled): a killed run's containers are removed "
+                              "by the next run")
+                return
+        Reaper.get_instance()
 
     def _ensure_network(self):
         import docker
@@ -206,27 +239,19 @@ class DockerTarget(Target):
 
     def start(self) -> None:
         if not self.persistent:
-            # testcontainers' reaper removes what this run created if the process dies.
-            from testcontainers.core.config import testcontainers_config
-            from testcontainers.core.container import Reaper
-
-            self._docker()
-            if not testcontainers_config.ryuk_disabled:
-                Reaper.get_instance()
+            self._start_reaper()
             atexit.register(self.stop_quietly)
         existing = self._existing()
         if existing is not None:
             existing.remove(force=True)  # a stopped container of an older spec; the volume stays
         self._materialize()
         spec = self.db_spec()
-        self._pull(spec.image)
+        kwargs = self._create_kwargs(spec)
         network = self._ensure_network()
         for mount in spec.mounts:
             if mount.kind == "volume":
                 self._ensure_volume(mount.source)
-        kwargs = spec.docker_kwargs()
-        kwargs["labels"] = self._engine_labels(kwargs["labels"])
-        self.progress(f"starting {spec.image} as {spec.name}")
+        self.progress(f"starting {kwargs['image']} as {spec.name}")
         self._container = self._docker().containers.create(
             **kwargs, ports=self.port_binding(), detach=True, network=network.name,
             networking_config={network.name: self._docker().api.create_endpoint_config(aliases=self.aliases())},
@@ -239,9 +264,7 @@ class DockerTarget(Target):
         """(Re)create the sidecars in the database container's network namespace: a namespace
         does not outlive its container, so they are made anew whenever it starts."""
         for spec in self.sidecar_specs():
-            self._pull(spec.image)
-            kwargs = spec.docker_kwargs()
-            kwargs["labels"] = self._engine_labels(kwargs["labels"])
+            kwargs = self._create_kwargs(spec)
             self._remove_named(spec.name)
             self._docker().containers.create(**kwargs, detach=True,
                                              network_mode=f"container:{self._container.id}").start()
@@ -250,7 +273,7 @@ class DockerTarget(Target):
         import docker
 
         try:
-            self._docker().containers.get(name).remove(force=True)
+            self._docker().containers.get(name).remove(force=True, v=True)
         except docker.errors.NotFound:
             pass
 
@@ -354,9 +377,7 @@ class DockerTarget(Target):
     # -- what the cluster would run -------------------------------------------------------
     def run_script(self, container, env=None, mounts=None, timeout=timeouts.SCRIPT):
         spec = self.script_spec(container, env, mounts)
-        self._pull(spec.image)
-        kwargs = spec.docker_kwargs()
-        kwargs["labels"] = self._engine_labels(kwargs["labels"])
+        kwargs = self._create_kwargs(spec)
         run = self._docker().containers.create(**kwargs, detach=True, network=self.network_name)
         try:
             run.start()
@@ -368,7 +389,8 @@ class DockerTarget(Target):
             out = run.logs(stdout=True, stderr=False).decode(errors="replace")
             err = run.logs(stdout=False, stderr=True).decode(errors="replace")
         finally:
-            run.remove(force=True)
+            # v: the image's VOLUME (the official image declares PGDATA's) made an anonymous one.
+            run.remove(force=True, v=True)
         return subprocess.CompletedProcess([spec.name], code, out, err)
 
     def run_probe(self, probe: str) -> int:
@@ -380,6 +402,48 @@ class DockerTarget(Target):
             return 1  # the kubelet's exec into a stopped container fails too
         result = self._container.exec_run(argv)
         return result.exit_code
+
+    def container_facts(self):
+        """The database container as the engine applied it, and as seen from inside."""
+        from conformance.live.container_checks import ContainerFacts
+
+        self._container.reload()
+        attrs = self._container.attrs
+        host, config = attrs.get("HostConfig") or {}, attrs.get("Config") or {}
+
+        def run(*argv: str) -> tuple[int, str]:
+            result = self._container.exec_run(list(argv))
+            return result.exit_code, result.output.decode(errors="replace").strip()
+
+        _, uid = run("id", "-u")
+        _, gid = run("id", "-g")
+        _, status = run("cat", "/proc/1/status")
+        cap_bnd = next((line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:")), "")
+        _, mounts_text = run("cat", "/proc/mounts")
+        root_options = next((line.split()[3] for line in mounts_text.splitlines()
+                             if len(line.split()) > 3 and line.split()[1] == "/"), "")
+        claims = {self.volume_name(c): c for c in self.claims()}
+        mounts = {}
+        for m in attrs.get("Mounts") or []:
+            if m.get("Type") == "volume":
+                name = m.get("Name")
+                # An unnamed one is the image's VOLUME: it goes with the container.
+                mounts[m["Destination"]] = f"claim {claims[name]}" if name in claims else f"the image's anonymous volume {name[:12]}"
+            else:
+                mounts[m["Destination"]] = f"{m.get('Type')} {m.get('Source')}"
+        for path in host.get("Tmpfs") or {}:
+            mounts[path] = "tmpfs"
+        import psycopg
+
+        with psycopg.connect(**self.conninfo("superuser")) as conn:
+            data_directory = conn.execute("SHOW data_directory").fetchone()[0]
+        return ContainerFacts(
+            user=config.get("User") or "", read_only=bool(host.get("ReadonlyRootfs")),
+            cap_drop=tuple(host.get("CapDrop") or ()),
+            no_new_privileges=any(o.startswith("no-new-privileges") for o in host.get("SecurityOpt") or ()),
+            memory=int(host.get("Memory") or 0), nano_cpus=int(host.get("NanoCpus") or 0),
+            uid_gid=f"{uid}:{gid}", cap_bnd=cap_bnd, root_options=root_options,
+            mounts=mounts, data_directory=data_directory)
 
     def log_files(self) -> dict[str, str]:
         import docker

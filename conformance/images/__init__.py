@@ -1,0 +1,1 @@
+"""Images the manifests name, and local stand-ins for machines that cannot pull them."""

@@ -1,4 +1,4 @@
-"""Sessions: tests (default), gate, conformance, docker, kind, cluster, localenv, rules, schema, bench."""
+"""Sessions: tests (default), gate, conformance, docker, images, kind, cluster, localenv, rules, schema, bench."""
 
 from __future__ import annotations
 
@@ -51,7 +51,14 @@ def docker(session: nox.Session) -> None:
     """Live checks in Docker with the manifests' image (needs a Docker engine)."""
     _install(session)
     session.run("python", "-m", "conformance", "run", "--target", "docker", *session.posargs)
-    session.run("pytest", "-m", "docker", "tests/test_docker_target.py")
+    session.run("pytest", "-m", "docker", "tests/test_docker_live.py", "tests/test_localenv_docker.py")
+
+
+@nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build (or list: -- list) the local stand-ins for the manifests' images (root, debootstrap)."""
+    _install(session)
+    session.run("python", "-m", "conformance", "images", *(session.posargs or ["build"]))
 
 
 @nox.session(python=PYTHON)

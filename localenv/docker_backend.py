@@ -5,6 +5,7 @@ Docker volume that `down` keeps; `reset --yes` removes it."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from conformance.errors import EnvironmentProblem
@@ -30,8 +31,12 @@ class DockerBackend(Backend):
     name = "docker"
 
     def target(self) -> DockerTarget:
-        return DockerTarget(self.manifests, workdir=self.workdir, prefix=prefix_for(self.settings), persistent=True,
-                            port=self.settings.port, prefer_port=self.settings.preferred_port, progress=self.progress)
+        target = DockerTarget(self.manifests, workdir=self.workdir, prefix=prefix_for(self.settings), persistent=True,
+                              port=self.settings.port, prefer_port=self.settings.preferred_port, progress=self.progress)
+        # The dumps land in the user's own backups/ folder: the backup container runs as the
+        # user (uid 999 could neither write there nor leave files the user can read).
+        target.script_user = f"{os.getuid()}:{os.getgid()}"
+        return target
 
     def _require_docker(self) -> None:
         reason = docker_engine.unavailable_reason()

@@ -2,9 +2,33 @@ from __future__ import annotations
 
 import pytest
 
-from tests.project import ProjectCopy
+from tests.project import ROOT, ProjectCopy
 
 
 @pytest.fixture
 def project(tmp_path) -> ProjectCopy:
     return ProjectCopy(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A Docker client (tests that take it are marked and skipped where no engine answers)."""
+    import docker
+
+    c = docker.from_env(timeout=600)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def images(client):
+    """The stand-in images, built once per session (cached by their inputs: a no-op when
+    nothing changed), or a skip that says why they cannot be built here."""
+    from conformance import manifests
+    from conformance.errors import EnvironmentProblem
+    from conformance.images import builder
+
+    try:
+        builder.build_all(client, manifests.load(ROOT / "manifests"), lambda m: None)
+    except EnvironmentProblem as exc:
+        pytest.skip(f"stand-in images cannot be built here: {exc}")

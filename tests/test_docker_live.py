@@ -29,26 +29,6 @@ CRON_C0 = ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0)
 KUBE_ONLY = ("live-8.2-pod", "live-3.1-limits-applied", "live-3.3", "live-9.1-network", "live-3.2", "live-7.2", "live-5.1-survives")
 
 
-@pytest.fixture(scope="module")
-def client():
-    import docker
-
-    c = docker.from_env(timeout=600)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def images(client):
-    """The stand-ins, built once (cached by their inputs: a no-op when nothing changed)."""
-    from conformance.images import builder
-
-    try:
-        builder.build_all(client, manifests.load(ROOT / "manifests"), lambda m: None)
-    except EnvironmentProblem as exc:
-        pytest.skip(f"stand-in images cannot be built here: {exc}")
-
-
 def ours(client) -> list[str]:
     """Every container, network and volume a run of the suite made."""
     label = {"label": "io.phonebill.product-change-db"}

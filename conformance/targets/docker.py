@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from conformance import timeouts, workload
@@ -55,6 +56,9 @@ class DockerTarget(Target):
         self._script_count = 0
         self.fresh_volumes: set[str] = set()  # data volumes this start created (no data yet)
         self.notes: list[str] = []  # for the report: which images were stand-ins
+        # Who the Job's and CronJob's containers run as; None: as the manifests say. localenv
+        # sets the laptop user, whose own folder the dumps go to and who must read them.
+        self.script_user: str | None = None
         self._resolved: dict[str, str] = {}
         self._owner = docker_janitor.owner()
 
@@ -125,7 +129,10 @@ class DockerTarget(Target):
             sources[by_path[path].volume] = str(Path(local).absolute())
         self._script_count += 1
         name = f"{self.prefix}-{container.owner.name}-{self._script_count}"
-        return container_spec(container, name, sources, env=env, labels=self.labels())
+        spec = container_spec(container, name, sources, env=env, labels=self.labels())
+        if self.script_user is not None:
+            spec = replace(spec, user=self.script_user, group_add=())
+        return spec
 
     def sidecars(self) -> list[workload.Container]:
         return [c for c in workload.containers(self.manifests, self.db.owner) if c.name != self.db.name]
@@ -351,6 +358,12 @@ class DockerTarget(Target):
             except docker.errors.NotFound:
                 pass
         self._container = None
+        if self.persistent:
+            # localenv's down: the data volume stays for the next up; the network is remade.
+            try:
+                client.networks.get(self.network_name).remove()
+            except docker.errors.NotFound:
+                pass
         if not self.persistent and not self.keep:
             for name in [self.volume_name(v) for v in self.claims()]:
                 try:

@@ -1,6 +1,7 @@
 """Speed of the suite itself, reported by pytest-benchmark (`nox -s bench`), never asserted
 against the clock: the gate against loading the YAML alone, a whole native run, and
-localenv's first `up`, warm `up` (data exists, server stopped) and `down`."""
+localenv's first `up`, warm `up` (data exists, server stopped) and `down`; with Docker, the
+stand-in build on a warm cache and a whole docker run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.targets import docker_engine
 from tests.project import ROOT
 
 
@@ -90,3 +92,25 @@ def test_localenv_warm_up(benchmark, localenv_home):
 def test_localenv_down(benchmark, localenv_home):
     home, env = localenv_home
     benchmark.pedantic(lambda: _localenv(env, "down"), setup=lambda: _localenv(env, "up"), rounds=5)
+
+
+NO_DOCKER = docker_engine.unavailable_reason()
+needs_docker = pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")
+
+
+@pytest.mark.docker
+@needs_docker
+@pytest.mark.benchmark(group="docker")
+def test_image_build_warm_cache(benchmark, images):
+    """`images build` when the stand-ins exist and nothing changed (the usual case)."""
+    benchmark.pedantic(lambda: subprocess.run([sys.executable, "-m", "conformance", "images", "build"], cwd=ROOT,
+                                              check=True, capture_output=True), rounds=3, warmup_rounds=0)
+
+
+@pytest.mark.docker
+@needs_docker
+@pytest.mark.benchmark(group="docker")
+def test_docker_run_wall_time(benchmark, images):
+    """A whole docker run once the images exist: start, schema, every check, teardown."""
+    benchmark.pedantic(lambda: subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "docker"],
+                                              cwd=ROOT, check=True, capture_output=True), rounds=2, warmup_rounds=0)

@@ -30,11 +30,19 @@ KUBE_ONLY = ("live-8.2-pod", "live-3.1-limits-applied", "live-3.3", "live-9.1-ne
 
 
 def ours(client) -> list[str]:
-    """Every container, network and volume a run of the suite made."""
-    label = {"label": "io.phonebill.product-change-db"}
-    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
-            + [f"network {n.name}" for n in client.networks.list(filters=label)]
-            + [f"volume {v.name}" for v in client.volumes.list(filters=label)])
+    """What runs of this test process (or of runs that have ended) left: containers, networks
+    and volumes with our owner label naming this process or a dead one. A suite running
+    beside this one (pytest -n, another checkout) is alive and not ours."""
+    me = docker_janitor.owner()
+    flt = {"label": docker_janitor.LABEL_OWNER}
+
+    def left(labels) -> bool:
+        owner = (labels or {}).get(docker_janitor.LABEL_OWNER, "")
+        return owner == me or not docker_janitor.alive(owner)
+
+    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=flt) if left(c.labels)]
+            + [f"network {n.name}" for n in client.networks.list(filters=flt) if left(n.attrs.get("Labels"))]
+            + [f"volume {v.name}" for v in client.volumes.list(filters=flt) if left(v.attrs.get("Labels"))])
 
 
 def run(path, only=None):

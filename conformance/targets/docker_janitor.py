@@ -37,30 +37,23 @@ def alive(label: str) -> bool:
 
 
 def sweep(client) -> list[str]:
-    """Remove what dead owners left; return what was removed (kind and name)."""
+    """Remove what dead owners left (containers first: a network in use cannot go); return
+    what was removed, as "kind name"."""
     import docker
 
-    removed = []
     flt = {"label": LABEL_OWNER}
-    for container in client.containers.list(all=True, filters=flt):
-        if not alive(container.labels.get(LABEL_OWNER, "")):
+    kinds = (("container", lambda: client.containers.list(all=True, filters=flt), {"force": True, "v": True}),
+             ("network", lambda: client.networks.list(filters=flt), {}),
+             ("volume", lambda: client.volumes.list(filters=flt), {"force": True}))
+    removed = []
+    for kind, listing, options in kinds:
+        for item in listing():
+            labels = (item.attrs.get("Config") or {}).get("Labels") if kind == "container" else item.attrs.get("Labels")
+            if alive((labels or {}).get(LABEL_OWNER, "")):
+                continue
             try:
-                container.remove(force=True, v=True)
-                removed.append(f"container {container.name}")
-            except docker.errors.NotFound:
-                pass
-    for network in client.networks.list(filters=flt):
-        if not alive((network.attrs.get("Labels") or {}).get(LABEL_OWNER, "")):
-            try:
-                network.remove()
-                removed.append(f"network {network.name}")
-            except docker.errors.NotFound:
-                pass
-    for volume in client.volumes.list(filters=flt):
-        if not alive((volume.attrs.get("Labels") or {}).get(LABEL_OWNER, "")):
-            try:
-                volume.remove(force=True)
-                removed.append(f"volume {volume.name}")
+                item.remove(**options)
+                removed.append(f"{kind} {item.name}")
             except docker.errors.NotFound:
                 pass
     return removed

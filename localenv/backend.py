@@ -22,7 +22,7 @@ from localenv.state import State
 
 # A session whose commit waits for its WAL to be written, whatever the server's plan 12.1
 # synchronous_commit=off: what localenv reports as done must survive a killed server.
-DURABLE_SESSION = "-c synchronous_commit=on"
+DURABLE_SESSION = f"-c synchronous_commit={figure('schema-job-commit').expected}"
 
 # The laptop keeps snapshots until the user deletes them: the CronJob's 7-day pruning is for
 # the cluster's backup volume, not for a developer's "before my risky change" dump.

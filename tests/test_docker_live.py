@@ -10,16 +10,14 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 
 from conformance import manifests
-from conformance.errors import EnvironmentProblem
 from conformance.live.container_checks import ContainerFacts, judge_hardening, judge_limits, judge_mounts
 from conformance.live.runner import run_live
 from conformance.results import Status
 from conformance.targets import docker_engine, docker_janitor
-from tests.project import ROOT, ProjectCopy
+from tests.project import ROOT
 
 NO_DOCKER = docker_engine.unavailable_reason()
 STS = "postgresql-product-change-statefulset.yaml"
@@ -177,7 +175,7 @@ def test_judges_fail_on_broken_facts(change, judge, fragment):
     from dataclasses import replace
 
     findings = judge(replace(GOOD, **change))
-    assert findings and any(fragment in f.found or fragment in f"found {f.found}" for f in findings), findings
+    assert findings and any(fragment in f"found {f.found}" for f in findings), findings
     assert all(f.file == STS and f.obj == "StatefulSet/postgresql-product-change" for f in findings)
 
 
@@ -187,4 +185,3 @@ def test_a_dead_owners_label_is_swept_and_a_live_ones_is_not():
     assert not docker_janitor.alive(f"{os.uname().nodename}/{dead.pid}/{time.time():.0f}")
     assert docker_janitor.alive(docker_janitor.owner())
     assert docker_janitor.alive("another-host/1/1"), "another machine's run is not ours to judge"
-    assert psutil.pid_exists(os.getpid())

@@ -143,7 +143,7 @@ def test_engine_problems_read_as_one_line():
 NO_DOCKER = docker_engine.unavailable_reason()
 
 
-@pytest.mark.skipif(NO_DOCKER is None, reason="Docker is running here; the live test below covers it")
+@pytest.mark.skipif(NO_DOCKER is None, reason="Docker is running here; tests/test_docker_live.py runs the target for real")
 def test_run_target_docker_skips_with_the_reason():
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "docker"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

@@ -77,6 +77,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		unset LD_PRELOAD NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP
 	fi
 	if [ -z "$auth" ]; then
+		# The configured password_encryption decides the host rule's method; 14's default
+		# (scram-sha-256) when the configuration cannot be read this early.
 		auth="$(postgres -C password_encryption "${@:2}" 2>/dev/null || echo scram-sha-256)"
 	fi
 	printf '\nhost all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"

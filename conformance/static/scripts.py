@@ -88,7 +88,7 @@ def _session_setting(pgoptions: str, name: str) -> str | None:
         option = None
         if word == "-c" and i + 1 < len(words):
             option = words[i + 1]
-        elif word.startswith("-c") and word != "-c":
+        elif word.startswith("-c"):
             option = word[2:]
         elif word.startswith("--"):
             key, sep, val = word[2:].partition("=")
@@ -113,8 +113,12 @@ def schema_init_durable(ctx):
     path = c.path + (("env", index, "value") if index is not None else ("env",))
     found = _session_setting(c.env.get("PGOPTIONS", ""), "synchronous_commit")
     if found not in _DURABLE_COMMIT:
-        shown = f"synchronous_commit={found}" if found else f"PGOPTIONS={c.env.get('PGOPTIONS')!r}" \
-            if "PGOPTIONS" in c.env else "no PGOPTIONS (the server's synchronous_commit=off applies)"
+        if found:
+            shown = f"synchronous_commit={found}"
+        elif "PGOPTIONS" in c.env:
+            shown = f"PGOPTIONS without synchronous_commit: {c.env['PGOPTIONS']!r}"
+        else:
+            shown = "no PGOPTIONS (the server's synchronous_commit=off applies)"
         yield ctx.finding(job, path, f"PGOPTIONS=-c synchronous_commit={expected} (a server killed after the "
                                      "Job completed must keep the accounts and schema)", shown)
 

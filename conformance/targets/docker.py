@@ -358,8 +358,8 @@ class DockerTarget(Target):
             except docker.errors.NotFound:
                 pass
         self._container = None
-        if self.persistent:
-            # localenv's down: the data volume stays for the next up; the network is remade.
+        if self.persistent or not self.keep:
+            # Also localenv's down: only its data volume stays; the network is made anew on up.
             try:
                 client.networks.get(self.network_name).remove()
             except docker.errors.NotFound:
@@ -370,10 +370,6 @@ class DockerTarget(Target):
                     client.volumes.get(name).remove(force=True)
                 except docker.errors.NotFound:
                     pass
-            try:
-                client.networks.get(self.network_name).remove()
-            except docker.errors.NotFound:
-                pass
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def claims(self) -> list[str]:

@@ -1,5 +1,6 @@
-"""Live checks: the plan asserted on a running server. They use only the Target interface, so
-they run unchanged on every target."""
+"""Live checks of the server, its settings, the init Job, probes, backups and logs: the plan
+asserted on a running server. They use only the Target interface, so they run unchanged on
+every target. The schema's checks are in schema_checks.py, the accounts' in privilege_checks.py."""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ import re
 import time
 from pathlib import Path
 
-import psycopg
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from conformance import pgconf, workload
-from conformance.live.context import SQL_FILES
-from conformance.plan import (POSTGRESQL_CONF, SCHEMA_BREAKER_ROWS as EXPECTED_BREAKERS,
-                              SCHEMA_INDEXES as EXPECTED_INDEXES, SCHEMA_TABLES as EXPECTED_TABLES,
-                              SCHEMA_VIEWS as EXPECTED_VIEWS, figure)
+from conformance.live.statements import WRITE_PATH
+from conformance.plan import POSTGRESQL_CONF, SCHEMA_TABLES as EXPECTED_TABLES, figure
 from conformance.registry import Skip, live
 
 CONFIG_FILE = "postgresql-product-change-config.yaml"
@@ -64,97 +62,6 @@ def settings(ctx):
             yield ctx.finding(CONFIG_FILE, "pg_settings", f"{name}.source", "configuration file", source)
 
 
-# -- schema -----------------------------------------------------------------------------------
-
-@live("live-14.2-tables", "14.2", "exactly the 3 tables", checklist=("14.2-tables",))
-def tables(ctx):
-    rows = ctx.query("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                     "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY 1", (SCHEMA,))
-    found = tuple(r[0] for r in rows)
-    if found != EXPECTED_TABLES:
-        yield ctx.finding(SQL_FILES["schema"], f"schema {SCHEMA}", "tables", list(EXPECTED_TABLES), list(found))
-
-
-@live("live-14.2-indexes", "14.2", "exactly the 12 indexes, by name and definition", checklist=("14.2-indexes",))
-def indexes(ctx):
-    rows = ctx.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", (SCHEMA,))
-    found = {name: definition for name, definition in rows}
-    if len(found) != figure("indexes").expected:
-        yield ctx.finding(SQL_FILES["schema"], f"schema {SCHEMA}", "indexes",
-                          f"{figure('indexes').expected} indexes", f"{len(found)}: {sorted(found)}")
-    for name, columns in EXPECTED_INDEXES.items():
-        if name not in found:
-            yield ctx.finding(SQL_FILES["schema"], f"index {name}", "indexdef", columns, "missing")
-        elif not found[name].endswith(f"USING btree {columns}"):
-            yield ctx.finding(SQL_FILES["schema"], f"index {name}", "indexdef", columns, found[name])
-
-
-@live("live-14.2-views", "14.2", "the 3 monitoring views answer, also for the read-only account",
-      checklist=("14.2-views",))
-def views(ctx):
-    rows = ctx.query("SELECT viewname FROM pg_views WHERE schemaname = %s ORDER BY 1", (SCHEMA,))
-    found = tuple(r[0] for r in rows)
-    if found != EXPECTED_VIEWS:
-        yield ctx.finding(SQL_FILES["schema"], f"schema {SCHEMA}", "views", list(EXPECTED_VIEWS), list(found))
-    for view in found:
-        try:
-            ctx.query(f"SELECT * FROM {SCHEMA}.{view}", role="readonly")
-        except psycopg.Error as exc:
-            yield ctx.finding(SQL_FILES["schema"], f"view {view}", "SELECT as readonly", "rows", str(exc).splitlines()[0])
-    statuses = {r[0]: r[1] for r in ctx.query(
-        f"SELECT service_name, recommended_action FROM {SCHEMA}.v_circuit_breaker_status")}
-    if statuses and set(statuses.values()) != {"STABLE"}:
-        yield ctx.finding(SQL_FILES["schema"], "view v_circuit_breaker_status", "recommended_action",
-                          "STABLE for CLOSED breakers", statuses)
-
-
-@live("live-14.2-initial-data", "14.2", "the 3 initial Circuit Breaker rows", checklist=("14.2-initial-data",))
-def initial_data(ctx):
-    rows = ctx.query(f"SELECT service_name, state, failure_threshold, success_threshold, timeout_duration_ms "
-                     f"FROM {SCHEMA}.pc_circuit_breaker_state")
-    found = {tuple(r) for r in rows}
-    if found != EXPECTED_BREAKERS:
-        yield ctx.finding(SQL_FILES["data"], "pc_circuit_breaker_state", "rows", sorted(EXPECTED_BREAKERS), sorted(found))
-
-
-@live("live-14.2-triggers", "14.2", "updated_at is kept current by trigger on both tables", checklist=("14.2-triggers",))
-def triggers(ctx):
-    with ctx.rolled_back("admin") as conn:
-        conn.execute(f"INSERT INTO {SCHEMA}.pc_product_change_history (line_number, customer_id, current_product_code, "
-                     "target_product_code, updated_at) VALUES ('01000000000', 'C1', 'P1', 'P2', now() - interval '1 day')")
-        conn.execute(f"UPDATE {SCHEMA}.pc_circuit_breaker_state SET updated_at = now() - interval '1 day'")
-        conn.execute("SAVEPOINT s")  # the UPDATEs below must fire the triggers again
-        conn.execute(f"UPDATE {SCHEMA}.pc_product_change_history SET process_status = 'VALIDATED' WHERE customer_id = 'C1'")
-        conn.execute(f"UPDATE {SCHEMA}.pc_circuit_breaker_state SET failure_count = failure_count + 1")
-        for table in ("pc_product_change_history", "pc_circuit_breaker_state"):
-            stale = conn.execute(f"SELECT count(*) FROM {SCHEMA}.{table} WHERE updated_at < now()").fetchone()[0]
-            if stale:
-                yield ctx.finding(SQL_FILES["schema"], f"table {table}", "updated_at after UPDATE", "now()",
-                                  f"{stale} rows kept their old updated_at")
-
-
-@live("live-14.2-cleanup-old-logs", "14.2", "cleanup_old_logs deletes only KOS logs older than 12 months",
-      checklist=("14.2-triggers",))
-def cleanup_old_logs(ctx):
-    with ctx.rolled_back("admin") as conn:
-        conn.execute(f"DELETE FROM {SCHEMA}.pc_kos_integration_log")
-        for age in ("13 months", "12 months 1 day", "11 months", "1 day"):
-            conn.execute(f"INSERT INTO {SCHEMA}.pc_kos_integration_log (integration_type, method, endpoint_url, created_at) "
-                         "VALUES ('PRODUCT_INFO', 'GET', '/kos/product', now() - %s::interval)", (age,))
-        conn.execute(f"INSERT INTO {SCHEMA}.pc_product_change_history (line_number, customer_id, current_product_code, "
-                     "target_product_code, requested_at, created_at) VALUES "
-                     "('01000000000', 'OLD', 'P1', 'P2', now() - interval '3 years', now() - interval '3 years')")
-        deleted = conn.execute(f"SELECT {SCHEMA}.cleanup_old_logs()").fetchone()[0]
-        left = conn.execute(f"SELECT count(*) FROM {SCHEMA}.pc_kos_integration_log").fetchone()[0]
-        history = conn.execute(f"SELECT count(*) FROM {SCHEMA}.pc_product_change_history WHERE customer_id = 'OLD'").fetchone()[0]
-    if (deleted, left) != (2, 2):
-        yield ctx.finding(SQL_FILES["schema"], "function cleanup_old_logs()", "deleted/kept",
-                          "2 deleted (older than 12 months), 2 kept", f"{deleted} deleted, {left} kept")
-    if history != 1:
-        yield ctx.finding(SQL_FILES["schema"], "function cleanup_old_logs()", "change history", "never deleted",
-                          "old history rows deleted")
-
-
 # -- the init Job ------------------------------------------------------------------------------
 
 def _catalog(ctx):
@@ -199,117 +106,6 @@ def init_fails_on_bad_sql(ctx):
     if _catalog(ctx) != before:
         yield ctx.finding(JOB_FILE, "Job/postgresql-product-change-schema-init", "objects after a failed run",
                           "unchanged (one transaction)", "changed")
-
-
-# -- accounts and privileges -------------------------------------------------------------------
-
-def _attempt(conn, sql: str) -> str | None:
-    """None when the statement worked, else the error's first line; the transaction stays usable."""
-    conn.execute("SAVEPOINT attempt")
-    try:
-        conn.execute(sql)
-        conn.execute("RELEASE SAVEPOINT attempt")
-        return None
-    except psycopg.Error as exc:
-        conn.execute("ROLLBACK TO SAVEPOINT attempt")
-        return str(exc).splitlines()[0]
-
-
-_WRITE_PATH = [
-    f"INSERT INTO {SCHEMA}.pc_product_change_history (request_id, line_number, customer_id, current_product_code, "
-    "target_product_code) VALUES ('live-check-1', '01012345678', 'CUST-1', 'PLAN-A', 'PLAN-B')",
-    f"UPDATE {SCHEMA}.pc_product_change_history SET process_status = 'VALIDATED', validated_at = now(), "
-    "version = version + 1 WHERE request_id = 'live-check-1'",
-    f"INSERT INTO {SCHEMA}.pc_kos_integration_log (request_id, integration_type, method, endpoint_url, "
-    "response_status, response_time_ms, is_success) VALUES ('live-check-1', 'PRODUCT_CHANGE', 'POST', '/kos/change', 200, 35, true)",
-    f"UPDATE {SCHEMA}.pc_product_change_history SET process_status = 'COMPLETED', processed_at = now(), "
-    "version = version + 1 WHERE request_id = 'live-check-1'",
-    f"UPDATE {SCHEMA}.pc_circuit_breaker_state SET success_count = success_count + 1 WHERE service_name = 'KOS_CHANGE'",
-    f"SELECT * FROM {SCHEMA}.v_product_change_summary",
-]
-_FORBIDDEN = {
-    "DELETE": f"DELETE FROM {SCHEMA}.pc_kos_integration_log",
-    "TRUNCATE": f"TRUNCATE {SCHEMA}.pc_kos_integration_log",
-    "CREATE TABLE": f"CREATE TABLE {SCHEMA}.intruder (id int)",
-    "CREATE TABLE in public": "CREATE TABLE public.intruder (id int)",
-    "DROP TABLE": f"DROP TABLE {SCHEMA}.pc_kos_integration_log",
-    "DROP VIEW": f"DROP VIEW {SCHEMA}.v_circuit_breaker_status",
-}
-
-
-@live("live-9.2-app-privileges", "9.2", "the app account runs the service's write path and can do nothing more",
-      checklist=("14.1-db-connection",))
-def app_privileges(ctx):
-    with ctx.rolled_back("app") as conn:
-        for sql in _WRITE_PATH:
-            error = _attempt(conn, sql)
-            if error:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_app", sql.split(" (")[0][:60], "allowed", error)
-        for what, sql in _FORBIDDEN.items():
-            if _attempt(conn, sql) is None:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_app", what, "refused", "allowed")
-        if conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
-            yield ctx.finding(SQL_FILES["roles"], "role product_change_app", "rolsuper", False, True)
-
-
-@live("live-9.2-readonly-privileges", "9.2", "the read-only account reads tables and views and writes nothing")
-def readonly_privileges(ctx):
-    with ctx.rolled_back("readonly") as conn:
-        for table in EXPECTED_TABLES + EXPECTED_VIEWS:
-            error = _attempt(conn, f"SELECT * FROM {SCHEMA}.{table} LIMIT 1")
-            if error:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_readonly", f"SELECT {table}", "allowed", error)
-        writes = {"INSERT": _WRITE_PATH[0], "UPDATE": _WRITE_PATH[4], **_FORBIDDEN}
-        for what, sql in writes.items():
-            if _attempt(conn, sql) is None:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_readonly", what, "refused", "allowed")
-
-
-@live("live-9.2-admin-owns", "9.2", "the admin owns the schema and every object in it")
-def admin_owns(ctx):
-    admin = figure("account-admin").expected
-    rows = ctx.query(
-        "SELECT 'schema', nspname, pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s "
-        "UNION ALL SELECT c.relkind::text, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind <> 'i' "
-        "UNION ALL SELECT 'function', p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p "
-        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s", (SCHEMA, SCHEMA, SCHEMA))
-    for kind, name, owner in rows:
-        if owner != admin:
-            yield ctx.finding(SQL_FILES["schema"], f"{kind} {name}", "owner", admin, owner)
-    with ctx.rolled_back("admin") as conn:
-        error = _attempt(conn, f"CREATE TABLE {SCHEMA}.admin_probe (id int); DROP TABLE {SCHEMA}.admin_probe")
-        if error:
-            yield ctx.finding(SQL_FILES["privileges"], "role product_change_admin", "CREATE/DROP", "allowed", error)
-
-
-@live("live-9.1-connect-only-accounts", "9.1", "no other role can connect; a wrong password is refused",
-      checklist=("14.1-db-connection",))
-def connect_only_accounts(ctx):
-    if not ctx.allow_writes:
-        raise Skip("creating a probe role needs --allow-writes")
-    probe_password = os.urandom(12).hex()
-    with ctx.connect(autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS pc_conformance_intruder")
-        conn.execute(f"CREATE ROLE pc_conformance_intruder LOGIN PASSWORD '{probe_password}'")
-    try:
-        info = ctx.target.conninfo("app")
-        info.update(user="pc_conformance_intruder", password=probe_password)
-        try:
-            psycopg.connect(**info).close()
-            yield ctx.finding(SQL_FILES["roles"], "database product_change_db", "CONNECT for other roles",
-                              "refused (REVOKE ALL ON DATABASE FROM PUBLIC)", "a new role connected")
-        except psycopg.OperationalError:
-            pass
-    finally:
-        with ctx.connect(autocommit=True) as conn:
-            conn.execute("DROP ROLE IF EXISTS pc_conformance_intruder")
-    for role in ("app", "admin", "readonly"):
-        try:
-            ctx.connect(role, password="wrong-" + probe_password).close()
-            yield ctx.finding(STS_FILE, f"role {ctx.target.account(role).user}", "wrong password", "refused", "accepted")
-        except psycopg.OperationalError:
-            pass
 
 
 # -- probes ------------------------------------------------------------------------------------
@@ -357,8 +153,8 @@ def backup_restores(ctx):
         raise Skip("restoring needs --allow-writes")
     backup_dir = Path(ctx.target.backup_dir)
     with ctx.connect("app") as conn:
-        conn.execute(_WRITE_PATH[0].replace("live-check-1", "backup-check-1"))
-        conn.execute(_WRITE_PATH[2].replace("live-check-1", "backup-check-1"))
+        conn.execute(WRITE_PATH[0].replace("live-check-1", "backup-check-1"))
+        conn.execute(WRITE_PATH[2].replace("live-check-1", "backup-check-1"))
     before = _dumps(backup_dir)
     proc = ctx.target.run_script(workload.backup(ctx.manifests))
     new = sorted(_dumps(backup_dir) - before)

@@ -222,6 +222,116 @@ SCHEMA_BREAKER_ROWS = {("KOS_CUSTOMER", "CLOSED", 5, 3, 60000), ("KOS_PRODUCT", 
 assert len(SCHEMA_TABLES) == FIGURES["tables"].expected and len(SCHEMA_INDEXES) == FIGURES["indexes"].expected
 assert len(SCHEMA_VIEWS) == FIGURES["views"].expected and len(SCHEMA_BREAKER_ROWS) == FIGURES["breaker-rows"].expected
 
+SCHEMA_FUNCTIONS = ("cleanup_old_logs", "update_updated_at_column")
+
+# schema-spec "Tables", column by column: (name, type as format_type() prints it, nullable,
+# default as pg_get_expr() prints it, None for none). SERIAL: nextval() of the column's own
+# sequence (bigserial).
+SERIAL = object()
+SCHEMA_COLUMNS: dict[str, tuple[tuple[str, str, bool, object], ...]] = {
+    "pc_product_change_history": (
+        ("id", "bigint", False, SERIAL),
+        ("request_id", "character varying(50)", False, "(gen_random_uuid())::text"),
+        ("line_number", "character varying(20)", False, None),
+        ("customer_id", "character varying(50)", False, None),
+        ("current_product_code", "character varying(20)", False, None),
+        ("target_product_code", "character varying(20)", False, None),
+        ("process_status", "character varying(20)", False, "'REQUESTED'::character varying"),
+        ("validation_result", "text", True, None),
+        ("process_message", "text", True, None),
+        ("kos_request_data", "jsonb", True, None),
+        ("kos_response_data", "jsonb", True, None),
+        ("requested_at", "timestamp with time zone", False, "now()"),
+        ("validated_at", "timestamp with time zone", True, None),
+        ("processed_at", "timestamp with time zone", True, None),
+        ("created_at", "timestamp with time zone", False, "now()"),
+        ("updated_at", "timestamp with time zone", False, "now()"),
+        ("version", "bigint", False, "0"),
+    ),
+    "pc_kos_integration_log": (
+        ("id", "bigint", False, SERIAL),
+        ("request_id", "character varying(50)", True, None),
+        ("integration_type", "character varying(30)", False, None),
+        ("method", "character varying(10)", False, None),
+        ("endpoint_url", "character varying(200)", False, None),
+        ("request_headers", "jsonb", True, None),
+        ("request_body", "jsonb", True, None),
+        ("response_status", "integer", True, None),
+        ("response_headers", "jsonb", True, None),
+        ("response_body", "jsonb", True, None),
+        ("response_time_ms", "integer", True, None),
+        ("is_success", "boolean", False, "false"),
+        ("error_message", "text", True, None),
+        ("retry_count", "integer", False, "0"),
+        ("circuit_breaker_state", "character varying(20)", True, None),
+        ("created_at", "timestamp with time zone", False, "now()"),
+    ),
+    "pc_circuit_breaker_state": (
+        ("id", "bigint", False, SERIAL),
+        ("service_name", "character varying(50)", False, None),
+        ("state", "character varying(20)", False, "'CLOSED'::character varying"),
+        ("failure_count", "integer", False, "0"),
+        ("success_count", "integer", False, "0"),
+        ("last_failure_time", "timestamp with time zone", True, None),
+        ("next_attempt_time", "timestamp with time zone", True, None),
+        ("failure_threshold", "integer", False, "5"),
+        ("success_threshold", "integer", False, "3"),
+        ("timeout_duration_ms", "integer", False, "60000"),
+        ("updated_at", "timestamp with time zone", False, "now()"),
+    ),
+}
+# schema-spec "one of …" rules: (table, column) -> the allowed values, each a CHECK.
+SCHEMA_CHECKS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("pc_product_change_history", "process_status"): ("REQUESTED", "VALIDATED", "PROCESSING", "COMPLETED", "FAILED"),
+    ("pc_kos_integration_log", "integration_type"): ("CUSTOMER_INFO", "PRODUCT_INFO", "PRODUCT_CHANGE"),
+    ("pc_kos_integration_log", "method"): ("GET", "POST", "PUT", "DELETE"),
+    ("pc_kos_integration_log", "circuit_breaker_state"): ("CLOSED", "OPEN", "HALF_OPEN"),
+    ("pc_circuit_breaker_state", "service_name"): ("KOS_CUSTOMER", "KOS_PRODUCT", "KOS_CHANGE"),
+    ("pc_circuit_breaker_state", "state"): ("CLOSED", "OPEN", "HALF_OPEN"),
+}
+# Primary key and unique constraints: table -> {kind: column lists}.
+SCHEMA_KEYS: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
+    "pc_product_change_history": {"primary key": (("id",),), "unique": (("request_id",),)},
+    "pc_kos_integration_log": {"primary key": (("id",),), "unique": ()},
+    "pc_circuit_breaker_state": {"primary key": (("id",),), "unique": (("service_name",),)},
+}
+# schema-spec "Monitoring views": view -> how far back it counts (a PostgreSQL interval).
+VIEW_WINDOWS = {"v_product_change_summary": "30 days", "v_kos_integration_summary": "7 days"}
+assert set(SCHEMA_COLUMNS) == set(SCHEMA_TABLES) == set(SCHEMA_KEYS)
+
+# Plan 9.2's privilege table, in full: grantee ("public" is the PUBLIC pseudo-role) -> kind
+# of object -> exactly the privileges held (directly, through PUBLIC or a membership). Kinds:
+# the schema's tables, views, sequences and functions, the database, the schema itself, and
+# schema public. One more is as wrong as one fewer.
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+PRIVILEGE_KINDS = {
+    "table": TABLE_PRIVILEGES, "view": TABLE_PRIVILEGES, "sequence": ("USAGE", "SELECT", "UPDATE"),
+    "function": ("EXECUTE",), "database": ("CONNECT", "CREATE", "TEMPORARY"), "schema": ("USAGE", "CREATE"),
+    "schema public": ("USAGE", "CREATE"),
+}
+_NONE = {kind: () for kind in PRIVILEGE_KINDS}
+PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
+    # The owner of the schema and every object in it: everything there; on the database what
+    # its objects need; nothing in schema public (postgres owns it; PUBLIC lost its rights).
+    "product_change_admin": {**_NONE, "table": TABLE_PRIVILEGES, "view": TABLE_PRIVILEGES,
+                             "sequence": ("USAGE", "SELECT", "UPDATE"), "function": ("EXECUTE",),
+                             "database": ("CONNECT", "CREATE", "TEMPORARY"), "schema": ("USAGE", "CREATE")},
+    # The service: reads and writes rows, never deletes; reads the views; draws ids.
+    "product_change_app": {**_NONE, "table": ("SELECT", "INSERT", "UPDATE"), "view": ("SELECT",),
+                           "sequence": ("USAGE", "SELECT"), "database": ("CONNECT",), "schema": ("USAGE",)},
+    "product_change_readonly": {**_NONE, "table": ("SELECT",), "view": ("SELECT",), "database": ("CONNECT",),
+                                "schema": ("USAGE",)},
+    # Nobody else: not even the functions (a trigger function needs no EXECUTE to fire).
+    "public": dict(_NONE),
+}
+# Role attributes (pg_roles), memberships and per-database settings of the three accounts.
+ROLE_ATTRIBUTES = {"rolsuper": False, "rolcreatedb": False, "rolcreaterole": False, "rolreplication": False,
+                   "rolbypassrls": False, "rolcanlogin": True, "rolinherit": True, "rolconnlimit": -1}
+ROLE_MEMBERSHIPS = {"product_change_admin": (), "product_change_app": (),
+                    # the metrics sidecar reads statistics as this account (plan 8.1, our addition)
+                    "product_change_readonly": ("pg_monitor",)}
+ROLE_SETTINGS = {role: ("search_path=product_change",) for role in ROLE_MEMBERSHIPS}
+
 # Plan 12.1's claimed gains, for the benchmark report.
 # Plan 8.1's alarms -> the alert that implements each (manifests/monitoring/), and the metric
 # its expression must be built on (kubelet/cAdvisor against limits and capacity; the exporter).

@@ -23,7 +23,16 @@ ALTER DEFAULT PRIVILEGES FOR ROLE product_change_admin IN SCHEMA product_change
 ALTER DEFAULT PRIVILEGES FOR ROLE product_change_admin IN SCHEMA product_change
     GRANT SELECT ON TABLES TO product_change_readonly;
 
--- cleanup_old_logs() deletes: it is the admin's (scheduled) job, not the app's.
+-- The views are for reading. ALL TABLES above includes them, and v_circuit_breaker_status
+-- is a simple view, so INSERT and UPDATE through it would work.
+REVOKE INSERT, UPDATE ON product_change.v_product_change_summary FROM product_change_app;
+REVOKE INSERT, UPDATE ON product_change.v_kos_integration_summary FROM product_change_app;
+REVOKE INSERT, UPDATE ON product_change.v_circuit_breaker_status FROM product_change_app;
+
+-- Functions: PUBLIC may execute any new function; nobody but the admin needs these.
+-- cleanup_old_logs() deletes: it is the admin's (scheduled) job, not the app's. A trigger
+-- function needs no EXECUTE privilege to fire.
 REVOKE ALL ON FUNCTION product_change.cleanup_old_logs() FROM PUBLIC;
+REVOKE ALL ON FUNCTION product_change.update_updated_at_column() FROM PUBLIC;
 
 RESET ROLE;

@@ -132,6 +132,33 @@ LIVE_MUTATIONS = {
                                 "127.0.0.1:5433/product_change_db?sslmode=disable"),
                           [STS, "StatefulSet/postgresql-product-change", "containers[postgres-exporter] pg_up",
                            "expected 1 (the exporter reaches the server)", "found 0"]),
+    "live-9.2-privilege-table": (_sql("sql/04-privileges.sql", "REVOKE INSERT, UPDATE ON product_change.v_circuit_breaker_status "
+                                      "FROM product_change_app;\n", ""),
+                                 ["sql/04-privileges.sql", "role product_change_app", "INSERT on view v_circuit_breaker_status",
+                                  "expected not granted (plan 9.2)", "found granted"]),
+    "live-9.2-role-attributes": (_sql("sql/01-roles.sql", "product_change_app WITH LOGIN NOSUPERUSER NOCREATEDB",
+                                      "product_change_app WITH LOGIN NOSUPERUSER CREATEDB"),
+                                 ["sql/01-roles.sql", "role product_change_app", "rolcreatedb", "expected False (plan 9.2)",
+                                  "found True"]),
+    "live-14.2-columns": (_sql("sql/02-schema.sql", "line_number          varchar(20)", "line_number          varchar(30)"),
+                          ["sql/02-schema.sql", "table pc_product_change_history", "column line_number.type",
+                           "expected character varying(20) (schema spec)", "found character varying(30)"]),
+    "live-14.2-constraints": (_sql("sql/02-schema.sql", "('GET', 'POST', 'PUT', 'DELETE')", "('GET', 'POST', 'PUT')"),
+                              ["table pc_kos_integration_log", "column method CHECK",
+                               "expected one of ['DELETE', 'GET', 'POST', 'PUT'] (schema spec)", "found ['GET', 'POST', 'PUT']"]),
+    "live-14.2-column-rules": (_sql("sql/02-schema.sql", "DEFAULT 'REQUESTED'", "DEFAULT 'VALIDATED'"),
+                               ["table pc_product_change_history", "column process_status default",
+                                "expected 'REQUESTED'::character varying filled in (schema spec)", "found VALIDATED"]),
+    "live-14.2-view-results": (_sql("sql/02-schema.sql", "interval '30 days'", "interval '31 days'"),
+                               ["view v_product_change_summary", "row COMPLETED", "expected (2, 1, 60.0)", "found (3, 1, 70.0)"]),
+    "live-9.2-default-privileges": (_sql("sql/04-privileges.sql", "ALTER DEFAULT PRIVILEGES FOR ROLE product_change_admin "
+                                         "IN SCHEMA product_change\n    GRANT SELECT ON TABLES TO product_change_readonly;\n", ""),
+                                    ["sql/04-privileges.sql", "role product_change_readonly",
+                                     "SELECT on a new table (default privileges)", "expected granted (plan 9.2)",
+                                     "found not granted"]),
+    "live-14.2-comments": (_sql("sql/02-schema.sql", "COMMENT ON COLUMN product_change.pc_kos_integration_log.retry_count "
+                                "IS 'Retries made';\n", ""),
+                           ["sql/02-schema.sql", "table pc_kos_integration_log", "column retry_count comment", "found none"]),
     "live-4.2-logging": (lambda p: p.conf("log_connections = on", "log_connections = off"),
                          ["server log", "connection (log_connections)", "found none"]),
 }
@@ -153,6 +180,21 @@ def test_live_check_fails_on_a_broken_server(tmp_path, check_id):
     assert f"{check_id} (plan {result.section})" in text
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+@pytest.mark.slow
+def test_a_refusal_for_another_reason_is_an_error_not_a_pass(tmp_path):
+    """INSERT granted to the read-only account, but not the sequence its id comes from: the
+    try fails with 42501 on the sequence, not on the table. That proves nothing about the
+    table privilege, so the check reports an error instead of "refused"."""
+    project = ProjectCopy(tmp_path)
+    _sql("sql/04-privileges.sql", "GRANT SELECT ON ALL TABLES IN SCHEMA product_change TO product_change_readonly;",
+         "GRANT SELECT ON ALL TABLES IN SCHEMA product_change TO product_change_readonly;\n"
+         "GRANT INSERT ON product_change.pc_product_change_history TO product_change_readonly;")(project)
+    (result,) = run_live(manifests.load(project.manifests), "native", only={"live-9.2-readonly-privileges"})
+    assert result.status is Status.ERROR, f"{result.status}: {result.lines()}"
+    assert "pc_product_change_history_id_seq" in result.message and "42501" in result.message
+    assert "refused for a privilege on pc_product_change_history" in result.message
 
 
 def _postgres_processes_for(path: Path) -> list[int]:

@@ -8,14 +8,23 @@ import psycopg
 
 from conformance.live.context import SQL_FILES
 from conformance.live.statements import WRITE_PATH
-from conformance.plan import SCHEMA_TABLES as EXPECTED_TABLES, SCHEMA_VIEWS as EXPECTED_VIEWS, figure
+from conformance.plan import (PRIVILEGE_KINDS, PRIVILEGES, ROLE_ATTRIBUTES, ROLE_MEMBERSHIPS, ROLE_SETTINGS,
+                              SCHEMA_TABLES as EXPECTED_TABLES, SCHEMA_VIEWS as EXPECTED_VIEWS, figure)
 from conformance.registry import Skip, live
 
 STS_FILE = "postgresql-product-change-statefulset.yaml"
 SCHEMA = figure("schema").expected
 
-def _attempt(conn, sql: str) -> str | None:
-    """None when the statement worked, else the error's first line; the transaction stays usable."""
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+class RefusedForAnotherReason(Exception):
+    """A try meant to show a missing privilege failed for another reason: it proves nothing,
+    so the check reports an error instead of a pass."""
+
+
+def _attempt(conn, sql: str) -> psycopg.Error | None:
+    """None when the statement worked, else its error; the transaction stays usable."""
     conn.execute("SAVEPOINT attempt")
     try:
         conn.execute(sql)
@@ -23,46 +32,168 @@ def _attempt(conn, sql: str) -> str | None:
         return None
     except psycopg.Error as exc:
         conn.execute("ROLLBACK TO SAVEPOINT attempt")
-        return str(exc).splitlines()[0]
+        return exc
 
 
+def refused(conn, sql: str, obj: str) -> bool:
+    """True when the statement was refused for want of a privilege on obj (SQLSTATE 42501,
+    insufficient_privilege, naming obj); False when it worked. Any other failure raises."""
+    error = _attempt(conn, sql)
+    if error is None:
+        return False
+    message = error.diag.message_primary or str(error)
+    # "permission denied for table X", "must be owner of view X": the object is the last word
+    # (not a substring: pc_product_change_history_id_seq is not pc_product_change_history).
+    if error.sqlstate == INSUFFICIENT_PRIVILEGE and message.split()[-1:] == [obj]:
+        return True
+    raise RefusedForAnotherReason(f"{sql[:70]!r} was meant to be refused for a privilege on {obj} "
+                                  f"(SQLSTATE {INSUFFICIENT_PRIVILEGE}), but failed with {error.sqlstate}: {message}")
 
+
+T = {name: f"{SCHEMA}.{name}" for name in EXPECTED_TABLES + EXPECTED_VIEWS}
+# What every account but the admin must be refused: what it tries -> (SQL, the object the
+# refusal must name).
 _FORBIDDEN = {
-    "DELETE": f"DELETE FROM {SCHEMA}.pc_kos_integration_log",
-    "TRUNCATE": f"TRUNCATE {SCHEMA}.pc_kos_integration_log",
-    "CREATE TABLE": f"CREATE TABLE {SCHEMA}.intruder (id int)",
-    "CREATE TABLE in public": "CREATE TABLE public.intruder (id int)",
-    "DROP TABLE": f"DROP TABLE {SCHEMA}.pc_kos_integration_log",
-    "DROP VIEW": f"DROP VIEW {SCHEMA}.v_circuit_breaker_status",
+    **{f"DELETE on {t}": (f"DELETE FROM {T[t]}", t) for t in EXPECTED_TABLES},
+    **{f"TRUNCATE on {t}": (f"TRUNCATE {T[t]}", t) for t in EXPECTED_TABLES},
+    "INSERT on v_circuit_breaker_status": (f"INSERT INTO {T['v_circuit_breaker_status']} (service_name) VALUES ('X')",
+                                           "v_circuit_breaker_status"),
+    "UPDATE on v_circuit_breaker_status": (f"UPDATE {T['v_circuit_breaker_status']} SET state = 'OPEN'",
+                                           "v_circuit_breaker_status"),
+    "UPDATE on sequence pc_kos_integration_log_id_seq": (f"SELECT setval('{SCHEMA}.pc_kos_integration_log_id_seq', 1)",
+                                                         "pc_kos_integration_log_id_seq"),
+    "EXECUTE cleanup_old_logs()": (f"SELECT {SCHEMA}.cleanup_old_logs()", "cleanup_old_logs"),
+    "CREATE TABLE": (f"CREATE TABLE {SCHEMA}.intruder (id int)", SCHEMA),
+    "CREATE TABLE in public": ("CREATE TABLE public.intruder (id int)", "public"),
+    "DROP TABLE": (f"DROP TABLE {T['pc_kos_integration_log']}", "pc_kos_integration_log"),
+    "DROP VIEW": (f"DROP VIEW {T['v_circuit_breaker_status']}", "v_circuit_breaker_status"),
 }
+# The read-only account is refused the app's writes too.
+_READONLY_FORBIDDEN = {
+    "INSERT on pc_product_change_history": (WRITE_PATH[0], "pc_product_change_history"),
+    "UPDATE on pc_circuit_breaker_state": (WRITE_PATH[4], "pc_circuit_breaker_state"),
+    "USAGE on sequence pc_kos_integration_log_id_seq": (f"SELECT nextval('{SCHEMA}.pc_kos_integration_log_id_seq')",
+                                                        "pc_kos_integration_log_id_seq"),
+    **_FORBIDDEN,
+}
+
+
+def _refusals(ctx, conn, role: str, forbidden: dict):
+    for what, (sql, obj) in forbidden.items():
+        if not refused(conn, sql, obj):
+            yield ctx.finding(SQL_FILES["privileges"], f"role {role}", what,
+                              f"refused: insufficient_privilege on {obj} (plan 9.2)", "allowed")
 
 
 @live("live-9.2-app-privileges", "9.2", "the app account runs the service's write path and can do nothing more",
       checklist=("14.1-db-connection",))
 def app_privileges(ctx):
+    app = figure("account-app").expected
     with ctx.rolled_back("app") as conn:
         for sql in WRITE_PATH:
             error = _attempt(conn, sql)
             if error:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_app", sql.split(" (")[0][:60], "allowed", error)
-        for what, sql in _FORBIDDEN.items():
-            if _attempt(conn, sql) is None:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_app", what, "refused", "allowed")
-        if conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
-            yield ctx.finding(SQL_FILES["roles"], "role product_change_app", "rolsuper", False, True)
+                yield ctx.finding(SQL_FILES["privileges"], f"role {app}", sql.split(" (")[0][:60], "allowed (plan 9.2)",
+                                  f"{error.sqlstate}: {error.diag.message_primary}")
+        yield from _refusals(ctx, conn, app, _FORBIDDEN)
 
 
 @live("live-9.2-readonly-privileges", "9.2", "the read-only account reads tables and views and writes nothing")
 def readonly_privileges(ctx):
+    readonly = figure("account-readonly").expected
     with ctx.rolled_back("readonly") as conn:
         for table in EXPECTED_TABLES + EXPECTED_VIEWS:
             error = _attempt(conn, f"SELECT * FROM {SCHEMA}.{table} LIMIT 1")
             if error:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_readonly", f"SELECT {table}", "allowed", error)
-        writes = {"INSERT": WRITE_PATH[0], "UPDATE": WRITE_PATH[4], **_FORBIDDEN}
-        for what, sql in writes.items():
-            if _attempt(conn, sql) is None:
-                yield ctx.finding(SQL_FILES["privileges"], "role product_change_readonly", what, "refused", "allowed")
+                yield ctx.finding(SQL_FILES["privileges"], f"role {readonly}", f"SELECT {table}", "allowed (plan 9.2)",
+                                  f"{error.sqlstate}: {error.diag.message_primary}")
+        yield from _refusals(ctx, conn, readonly, _READONLY_FORBIDDEN)
+
+
+# -- the catalog, compared with plan 9.2's table exactly ------------------------------------
+
+_HAS = """
+SELECT g, k, o, p, CASE
+    WHEN k IN ('table', 'view') THEN has_table_privilege(g, o, p)
+    WHEN k = 'sequence' THEN has_sequence_privilege(g, o, p)
+    WHEN k = 'function' THEN has_function_privilege(g, o, p)
+    WHEN k = 'database' THEN has_database_privilege(g, o, p)
+    ELSE has_schema_privilege(g, o, p) END
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(g, k, o, p)
+"""
+
+
+def _objects(ctx) -> list[tuple[str, str, str]]:
+    """(kind, name as shown, name as the has_*_privilege functions take it) of what exists."""
+    rows = ctx.query("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                     "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'S') "
+                     "UNION ALL SELECT p.proname || '()', 'f' FROM pg_proc p JOIN pg_namespace n "
+                     "ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.pronargs = 0", (SCHEMA, SCHEMA))
+    kinds = {"r": "table", "p": "table", "v": "view", "S": "sequence", "f": "function"}
+    out = [(kinds[k], name, f"{SCHEMA}.{name}") for name, k in rows]
+    out += [("database", figure("database").expected, figure("database").expected), ("schema", SCHEMA, SCHEMA),
+            ("schema public", "public", "public")]
+    return sorted(out)
+
+
+def judge_privileges(held: dict[tuple[str, str, str, str], bool]) -> list[tuple]:
+    """held: (grantee, kind, object, privilege) -> whether the catalog says it is held. One
+    finding (file, who, field, expected, found) per privilege held that plan 9.2 does not
+    grant, and per privilege it grants that is not held."""
+    out = []
+    for (grantee, kind, name, privilege), has in sorted(held.items()):
+        want = privilege in PRIVILEGES[grantee][kind]
+        if has != want:
+            file = SQL_FILES["roles"] if kind in ("database", "schema public") else SQL_FILES["privileges"]
+            who = "PUBLIC" if grantee == "public" else f"role {grantee}"
+            out.append((file, who, f"{privilege} on {kind} {name}",
+                        "granted (plan 9.2)" if want else "not granted (plan 9.2)", "granted" if has else "not granted"))
+    return out
+
+
+@live("live-9.2-privilege-table", "9.2", "every account's and PUBLIC's privileges on every object, exactly plan 9.2's table")
+def privilege_table(ctx):
+    grantees, kinds, objects, privileges, shown = [], [], [], [], []
+    for kind, name, ident in _objects(ctx):
+        for grantee in PRIVILEGES:
+            for privilege in PRIVILEGE_KINDS[kind]:
+                grantees.append(grantee), kinds.append(kind), objects.append(ident), privileges.append(privilege)
+                shown.append(name)
+    rows = ctx.query(_HAS, (grantees, kinds, objects, privileges))
+    held = {(g, k, name, p): has for (g, k, _, p, has), name in zip(rows, shown)}
+    for file, who, path, expected, found in judge_privileges(held):
+        yield ctx.finding(file, who, path, expected, found)
+
+
+@live("live-9.2-role-attributes", "9.2", "each account's attributes, memberships and settings, exactly")
+def role_attributes(ctx):
+    accounts = list(ROLE_MEMBERSHIPS)
+    columns = ", ".join(ROLE_ATTRIBUTES)
+    found = {r[0]: dict(zip(ROLE_ATTRIBUTES, r[1:])) for r in ctx.query(
+        f"SELECT rolname, {columns} FROM pg_roles WHERE rolname = ANY(%s)", (accounts,))}
+    members = {r[0]: sorted(r[1]) for r in ctx.query(
+        "SELECT m.rolname, array_agg(g.rolname) FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member "
+        "JOIN pg_roles g ON g.oid = a.roleid WHERE m.rolname = ANY(%s) GROUP BY 1", (accounts,))}
+    settings: dict[str, list[str]] = {}
+    for role, database, config in ctx.query(
+            "SELECT r.rolname, coalesce(d.datname, '(every database)'), s.setconfig FROM pg_db_role_setting s "
+            "JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase "
+            "WHERE r.rolname = ANY(%s)", (accounts,)):
+        prefix = "" if database == figure("database").expected else f"{database}: "
+        settings.setdefault(role, []).extend(prefix + c for c in config)
+    for role in accounts:
+        if role not in found:
+            yield ctx.finding(SQL_FILES["roles"], f"role {role}", "pg_roles", "exists (plan 9.2)", "missing")
+            continue
+        for attribute, want in ROLE_ATTRIBUTES.items():
+            if found[role][attribute] != want:
+                yield ctx.finding(SQL_FILES["roles"], f"role {role}", attribute, f"{want} (plan 9.2)", found[role][attribute])
+        if members.get(role, []) != sorted(ROLE_MEMBERSHIPS[role]):
+            yield ctx.finding(SQL_FILES["roles"], f"role {role}", "member of", sorted(ROLE_MEMBERSHIPS[role]),
+                              members.get(role, []))
+        if sorted(settings.get(role, [])) != sorted(ROLE_SETTINGS[role]):
+            yield ctx.finding(SQL_FILES["roles"], f"role {role}", f"settings in {figure('database').expected}",
+                              sorted(ROLE_SETTINGS[role]), sorted(settings.get(role, [])))
 
 
 @live("live-9.2-admin-owns", "9.2", "the admin owns the schema and every object in it")
@@ -80,7 +211,8 @@ def admin_owns(ctx):
     with ctx.rolled_back("admin") as conn:
         error = _attempt(conn, f"CREATE TABLE {SCHEMA}.admin_probe (id int); DROP TABLE {SCHEMA}.admin_probe")
         if error:
-            yield ctx.finding(SQL_FILES["privileges"], "role product_change_admin", "CREATE/DROP", "allowed", error)
+            yield ctx.finding(SQL_FILES["privileges"], "role product_change_admin", "CREATE/DROP", "allowed",
+                              f"{error.sqlstate}: {error.diag.message_primary}")
 
 
 @live("live-9.1-connect-only-accounts", "9.1", "no other role can connect; a wrong password is refused",
@@ -112,3 +244,21 @@ def connect_only_accounts(ctx):
             pass
 
 
+
+
+@live("live-9.2-default-privileges", "9.2", "a table the admin adds later gets the same grants as the others")
+def default_privileges(ctx):
+    probe = f"{SCHEMA}.pc_conformance_default_probe"
+    with ctx.rolled_back("admin") as conn:
+        conn.execute(f"CREATE TABLE {probe} (id bigserial PRIMARY KEY)")
+        objects = (("table", probe, "has_table_privilege"), ("sequence", f"{probe}_id_seq", "has_sequence_privilege"))
+        for kind, name, function in objects:
+            for grantee in PRIVILEGES:
+                for privilege in PRIVILEGE_KINDS[kind]:
+                    has = conn.execute(f"SELECT {function}(%s, %s, %s)", (grantee, name, privilege)).fetchone()[0]
+                    want = privilege in PRIVILEGES[grantee][kind]
+                    if has != want:
+                        who = "PUBLIC" if grantee == "public" else f"role {grantee}"
+                        yield ctx.finding(SQL_FILES["privileges"], who, f"{privilege} on a new {kind} (default privileges)",
+                                          "granted (plan 9.2)" if want else "not granted (plan 9.2)",
+                                          "granted" if has else "not granted")

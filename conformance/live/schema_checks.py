@@ -3,11 +3,14 @@ triggers and functions the init made, as the catalog and their behaviour show th
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 
 from conformance.live.context import SQL_FILES
-from conformance.plan import (SCHEMA_BREAKER_ROWS as EXPECTED_BREAKERS, SCHEMA_INDEXES as EXPECTED_INDEXES,
-                              SCHEMA_TABLES as EXPECTED_TABLES, SCHEMA_VIEWS as EXPECTED_VIEWS, figure)
+from conformance.plan import (SCHEMA_BREAKER_ROWS as EXPECTED_BREAKERS, SCHEMA_CHECKS, SCHEMA_COLUMNS,
+                              SCHEMA_INDEXES as EXPECTED_INDEXES, SCHEMA_KEYS, SCHEMA_TABLES as EXPECTED_TABLES,
+                              SCHEMA_VIEWS as EXPECTED_VIEWS, SERIAL, VIEW_WINDOWS, figure)
 from conformance.registry import live
 
 SCHEMA = figure("schema").expected
@@ -101,3 +104,250 @@ def cleanup_old_logs(ctx):
                           "old history rows deleted")
 
 
+# -- columns and constraints, exactly as the schema spec lists them ---------------------------
+
+_COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY c.relname, a.attnum
+"""
+
+
+def _default(table: str, column: str, spec) -> str | None:
+    if spec is SERIAL:
+        return f"nextval('{SCHEMA}.{table}_{column}_seq'::regclass)"
+    return spec
+
+
+def judge_columns(found: dict[str, dict[str, tuple]]) -> list[tuple]:
+    """found: table -> column -> (type, nullable, default). One finding (object, field,
+    expected, found) per column missing, extra, or of another type, nullability or default."""
+    out = []
+    for table, columns in SCHEMA_COLUMNS.items():
+        have = found.get(table)
+        if have is None:
+            continue  # a missing table is live-14.2-tables' finding
+        for name, type_, nullable, default in columns:
+            if name not in have:
+                out.append((f"table {table}", f"column {name}", f"{type_} (schema spec)", "missing"))
+                continue
+            want = (type_, nullable, _default(table, name, default))
+            for field, expected, got in zip(("type", "nullable", "default"), want, have[name]):
+                if expected != got:
+                    out.append((f"table {table}", f"column {name}.{field}", f"{expected} (schema spec)", got))
+        for extra in sorted(set(have) - {c[0] for c in columns}):
+            out.append((f"table {table}", f"column {extra}", "no such column (schema spec)", have[extra][0]))
+    return out
+
+
+@live("live-14.2-columns", "14.2", "every column's type and length, nullability and default, exactly the schema spec's",
+      checklist=("14.2-tables",))
+def columns(ctx):
+    found: dict[str, dict[str, tuple]] = {}
+    for table, name, type_, nullable, default in ctx.query(_COLUMNS, (SCHEMA,)):
+        found.setdefault(table, {})[name] = (type_, nullable, default)
+    for obj, field, expected, got in judge_columns(found):
+        yield ctx.finding(SQL_FILES["schema"], obj, field, expected, got)
+
+
+_CONSTRAINTS = """
+SELECT c.relname, k.contype, k.conname, pg_get_constraintdef(k.oid),
+       ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i)
+  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND k.contype IN ('p', 'u', 'c')
+"""
+_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+
+
+def judge_constraints(keys: dict[str, dict[str, list]], checks: dict[tuple[str, str], set]) -> list[tuple]:
+    """keys: table -> {"primary key"|"unique": [column lists]}; checks: (table, column) ->
+    the values its CHECK allows (several CHECKs on a column: their intersection)."""
+    out = []
+    for table, kinds in SCHEMA_KEYS.items():
+        for kind, wanted in kinds.items():
+            have = sorted(tuple(cols) for cols in keys.get(table, {}).get(kind, []))
+            if have != sorted(wanted):
+                out.append((f"table {table}", kind, [list(c) for c in wanted] or "none (schema spec)",
+                            [list(c) for c in have] or "none"))
+    for (table, column), allowed in SCHEMA_CHECKS.items():
+        have = checks.get((table, column))
+        if have != set(allowed):
+            out.append((f"table {table}", f"column {column} CHECK", f"one of {sorted(allowed)} (schema spec)",
+                        sorted(have) if have is not None else "no CHECK"))
+    for (table, column), have in sorted(checks.items()):
+        if (table, column) not in SCHEMA_CHECKS:
+            out.append((f"table {table}", f"column {column} CHECK", "no CHECK (schema spec)", sorted(have)))
+    return out
+
+
+@live("live-14.2-constraints", "14.2", "primary keys, unique constraints and each CHECK's allowed values, exactly",
+      checklist=("14.2-tables",))
+def constraints(ctx):
+    keys: dict[str, dict[str, list]] = {}
+    checks: dict[tuple[str, str], set] = {}
+    for table, kind, _, definition, cols in ctx.query(_CONSTRAINTS, (SCHEMA,)):
+        if kind in ("p", "u"):
+            keys.setdefault(table, {}).setdefault("primary key" if kind == "p" else "unique", []).append(cols)
+        else:
+            values = {v.replace("''", "'") for v in _LITERAL.findall(definition)}
+            for col in cols:
+                checks[(table, col)] = checks[(table, col)] & values if (table, col) in checks else values
+    for obj, field, expected, got in judge_constraints(keys, checks):
+        yield ctx.finding(SQL_FILES["schema"], obj, field, expected, got)
+
+
+# -- what the schema does, tried inside a transaction that is rolled back ----------------------
+
+CHECK_VIOLATION = "23514"
+# A row each table accepts with only its NOT NULL columns without default given.
+_MINIMAL = {
+    "pc_product_change_history": "(line_number, customer_id, current_product_code, target_product_code) "
+                                 "VALUES ('01000000000', 'RULES', 'P1', 'P2')",
+    "pc_kos_integration_log": "(integration_type, method, endpoint_url) VALUES ('PRODUCT_INFO', 'GET', '/rules')",
+    "pc_circuit_breaker_state": None,  # its 3 rows exist; a fourth service name is not allowed
+}
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}")
+
+
+def _filled_as_specified(default: str, got, now) -> bool:
+    """Whether a value an INSERT left to the column's default is what that default gives."""
+    if default == "now()":
+        return got == now  # now() is the transaction's start: the same for every row in it
+    if "gen_random_uuid" in default:
+        return bool(_UUID.fullmatch(str(got)))
+    return str(got).lower() == default.split("::")[0].strip("'").lower()
+
+
+def _try(conn, sql: str, params=()) -> psycopg.Error | None:
+    conn.execute("SAVEPOINT rule")
+    try:
+        conn.execute(sql, params)
+        conn.execute("RELEASE SAVEPOINT rule")
+        return None
+    except psycopg.Error as exc:
+        conn.execute("ROLLBACK TO SAVEPOINT rule")
+        return exc
+
+
+@live("live-14.2-column-rules", "14.2", "defaults are filled in; each CHECK accepts every allowed value and refuses others",
+      checklist=("14.2-tables",))
+def column_rules(ctx):
+    with ctx.rolled_back("admin") as conn:
+        ids = {}
+        for table, values in _MINIMAL.items():
+            if values is None:
+                ids[table] = conn.execute(f"SELECT min(id) FROM {SCHEMA}.{table}").fetchone()[0]
+                continue
+            row = conn.execute(f"INSERT INTO {SCHEMA}.{table} {values} RETURNING *").fetchone()
+            names = [d.name for d in conn.execute(f"SELECT * FROM {SCHEMA}.{table} LIMIT 0").description]
+            filled = dict(zip(names, row))
+            ids[table] = filled["id"]
+            now = conn.execute("SELECT now()").fetchone()[0]
+            for name, _, _, default in SCHEMA_COLUMNS[table]:
+                if default is None or default is SERIAL:
+                    continue
+                got = filled.get(name)
+                if not _filled_as_specified(default, got, now):
+                    yield ctx.finding(SQL_FILES["schema"], f"table {table}", f"column {name} default",
+                                      f"{default} filled in (schema spec)", got)
+        # One breaker row left: setting it to each allowed service name must not collide with
+        # the unique constraint on the others.
+        conn.execute(f"DELETE FROM {SCHEMA}.pc_circuit_breaker_state WHERE id <> %s", (ids["pc_circuit_breaker_state"],))
+        for (table, column), allowed in SCHEMA_CHECKS.items():
+            update = f"UPDATE {SCHEMA}.{table} SET {column} = %s WHERE id = %s"
+            for value in allowed:
+                error = _try(conn, update, (value, ids[table]))
+                if error is not None:
+                    yield ctx.finding(SQL_FILES["schema"], f"table {table}", f"column {column} = {value!r}",
+                                      "accepted (schema spec)", f"{error.sqlstate}: {error.diag.message_primary}")
+            outside = "NOT_" + allowed[0]
+            error = _try(conn, update, (outside, ids[table]))
+            if error is None:
+                yield ctx.finding(SQL_FILES["schema"], f"table {table}", f"column {column} = {outside!r}",
+                                  f"refused by a CHECK: one of {list(allowed)} (schema spec)", "accepted")
+            elif error.sqlstate != CHECK_VIOLATION or error.diag.table_name != table:
+                raise RuntimeError(f"{table}.{column} = {outside!r} was meant to fail a CHECK (SQLSTATE "
+                                   f"{CHECK_VIOLATION}) but failed with {error.sqlstate}: {error.diag.message_primary}")
+
+
+# Rows are placed this far inside and outside a view's window.
+_MARGIN = "1 hour"
+
+
+def _ago(window: str | None, inside: bool = True) -> str:
+    """now() itself (always today), or the window's far edge moved inside or outside by the margin."""
+    if window is None:
+        return "now()"
+    return f"now() - interval '{window}' {'+' if inside else '-'} interval '{_MARGIN}'"
+
+
+@live("live-14.2-view-results", "14.2", "the views count exactly the rows inside their windows and compute as specified",
+      checklist=("14.2-views",))
+def view_results(ctx):
+    history, log, breakers = (f"{SCHEMA}.{t}" for t in ("pc_product_change_history", "pc_kos_integration_log",
+                                                         "pc_circuit_breaker_state"))
+    with ctx.rolled_back("admin") as conn:
+        conn.execute(f"DELETE FROM {log}")
+        conn.execute(f"DELETE FROM {history}")
+        window = VIEW_WINDOWS["v_product_change_summary"]
+        for at, seconds in ((_ago(window), 90), (_ago(window, inside=False), 90), (_ago(None), 30)):
+            conn.execute(f"INSERT INTO {history} (line_number, customer_id, current_product_code, target_product_code, "
+                         f"process_status, requested_at, processed_at) VALUES ('010', 'WIN', 'P1', 'P2', 'COMPLETED', "
+                         f"{at}, {at} + make_interval(secs => %s))", (seconds,))
+        got = conn.execute(f"SELECT request_count, today_count, avg_processing_time_sec::float "
+                           f"FROM {SCHEMA}.v_product_change_summary WHERE process_status = 'COMPLETED'").fetchone()
+        if got != (2, 1, 60.0):
+            yield ctx.finding(SQL_FILES["schema"], "view v_product_change_summary", "row COMPLETED",
+                              f"(2, 1, 60.0): request_count, today_count, avg_processing_time_sec of rows {_MARGIN} "
+                              f"inside the {window} window (90 s), {_MARGIN} outside it and today (30 s) (schema spec)", got)
+        window = VIEW_WINDOWS["v_kos_integration_summary"]
+        for at, success, ms in ((_ago(window), True, 100), (_ago(window, inside=False), True, 900),
+                                (_ago(None), False, 200), (_ago(None), True, 300)):
+            conn.execute(f"INSERT INTO {log} (integration_type, method, endpoint_url, is_success, response_time_ms, "
+                         f"created_at) VALUES ('PRODUCT_CHANGE', 'POST', '/w', %s, %s, {at})", (success, ms))
+        got = conn.execute(f"SELECT total_requests, success_count, success_rate::float, avg_response_time_ms::float, "
+                           f"today_count FROM {SCHEMA}.v_kos_integration_summary "
+                           "WHERE integration_type = 'PRODUCT_CHANGE'").fetchone()
+        if got != (3, 2, 66.67, 200.0, 2):
+            yield ctx.finding(SQL_FILES["schema"], "view v_kos_integration_summary", "row PRODUCT_CHANGE",
+                              f"(3, 2, 66.67, 200.0, 2): total_requests, success_count, success_rate, "
+                              f"avg_response_time_ms, today_count of rows {_MARGIN} inside the {window} window, "
+                              f"{_MARGIN} outside it and two today (schema spec)", got)
+        cases = {  # service -> (state, success_count, next attempt, the action the spec names)
+            "KOS_CUSTOMER": ("OPEN", 0, "now() - interval '1 second'", "READY_FOR_HALF_OPEN"),
+            "KOS_PRODUCT": ("OPEN", 0, "now() + interval '1 hour'", "STABLE"),
+            "KOS_CHANGE": ("HALF_OPEN", None, "NULL", "READY_FOR_CLOSE"),
+        }
+        for service, (state, successes, attempt, _) in cases.items():
+            count = "success_threshold" if successes is None else str(successes)
+            conn.execute(f"UPDATE {breakers} SET state = %s, success_count = {count}, next_attempt_time = {attempt} "
+                         "WHERE service_name = %s", (state, service))
+        got = dict(conn.execute(f"SELECT service_name, recommended_action FROM {SCHEMA}.v_circuit_breaker_status"))
+        conn.execute(f"UPDATE {breakers} SET success_count = success_threshold - 1 WHERE service_name = 'KOS_CHANGE'")
+        below = conn.execute(f"SELECT recommended_action FROM {SCHEMA}.v_circuit_breaker_status "
+                             "WHERE service_name = 'KOS_CHANGE'").fetchone()[0]
+    want = {service: case[3] for service, case in cases.items()}
+    if got != want or below != "STABLE":
+        yield ctx.finding(SQL_FILES["schema"], "view v_circuit_breaker_status", "recommended_action",
+                          f"{want}, and STABLE for HALF_OPEN below success_threshold (schema spec)",
+                          f"{got}, {below} below the threshold")
+
+
+@live("live-14.2-comments", "14.2", "every table and column carries a comment saying what it holds")
+def comments(ctx):
+    rows = ctx.query(
+        "SELECT c.relname, NULL, obj_description(c.oid, 'pg_class') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'p') "
+        "UNION ALL SELECT c.relname, a.attname, col_description(c.oid, a.attnum) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2",
+        (SCHEMA, SCHEMA))
+    for table, column, text in rows:
+        if not (text or "").strip():
+            yield ctx.finding(SQL_FILES["schema"], f"table {table}", f"column {column} comment" if column else "comment",
+                              "COMMENT ON saying what it holds (schema spec)", "none")

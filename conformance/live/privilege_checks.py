@@ -153,13 +153,10 @@ def judge_privileges(held: dict[tuple[str, str, str, str], bool]) -> list[tuple]
 
 @live("live-9.2-privilege-table", "9.2", "every account's and PUBLIC's privileges on every object, exactly plan 9.2's table")
 def privilege_table(ctx):
-    grantees, kinds, objects, privileges, shown = [], [], [], [], []
-    for kind, name, ident in _objects(ctx):
-        for grantee in PRIVILEGES:
-            for privilege in PRIVILEGE_KINDS[kind]:
-                grantees.append(grantee), kinds.append(kind), objects.append(ident), privileges.append(privilege)
-                shown.append(name)
-    rows = ctx.query(_HAS, (grantees, kinds, objects, privileges))
+    asked = [(grantee, kind, ident, privilege, name) for kind, name, ident in _objects(ctx)
+             for grantee in PRIVILEGES for privilege in PRIVILEGE_KINDS[kind]]
+    grantees, kinds, objects, privileges, shown = (list(column) for column in zip(*asked))
+    rows = ctx.query(_HAS, (grantees, kinds, objects, privileges))  # one round trip for ~250 questions
     held = {(g, k, name, p): has for (g, k, _, p, has), name in zip(rows, shown)}
     for file, who, path, expected, found in judge_privileges(held):
         yield ctx.finding(file, who, path, expected, found)

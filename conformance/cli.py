@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from conformance.errors import EnvironmentProblem, InputError
+from conformance.pg.binaries import major_argument
 from conformance.report import FORMATS, render
 from conformance.results import Status
 
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--context", default=None, help="cluster target: kubectl context (default: $CONFORMANCE_CONTEXT, "
                                                      "else the current one)")
     run.add_argument("--cluster-name", default=None, help="kind target: cluster to create or reuse (default pc-conformance)")
+    run.add_argument("--pg-major", type=major_argument, default=None,
+                     help="native target: run PostgreSQL N (14 to 18) instead of the plan's 14")
     bench = sub.add_parser("bench", help="measure what the dev tuning (plan 12.1) buys, side by side on one server")
     bench.add_argument("--manifests", type=Path, default=_default_manifests())
     bench.add_argument("--target", choices=("native", "docker", "kind"), default="native")
@@ -103,7 +106,9 @@ def cmd_check(args) -> int:
                            docs_dir=args.manifests.parent / "docs",
                            k8s_versions=gate.parse_versions(args.k8s_versions))
     results = gate.run(ctx)
-    return _report(args, results, {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose})
+    warnings = gate.end_of_life_warnings(loaded)
+    return _report(args, results, {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose,
+                                   "notes": warnings})
 
 
 def cmd_run(args) -> int:
@@ -114,7 +119,8 @@ def cmd_run(args) -> int:
     notes: list[str] = []
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
                        progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),
-                       manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name, notes=notes)
+                       manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name, notes=notes,
+                       pg_major=args.pg_major)
     return _report(args, results, {"what": f"live ({args.target})", "target": args.target,
                                    "manifests": str(args.manifests), "verbose": args.verbose, "notes": notes})
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 
@@ -90,6 +92,22 @@ def _show(value) -> str:
     if isinstance(value, str) and (value == "" or value != value.strip()):
         return repr(value)  # make empty or space-padded text visible
     return str(value)
+
+
+def end_of_life_warnings(manifests, today: date | None = None) -> list[str]:
+    """A warning, not a failure: the database image's major no longer gets security fixes."""
+    from conformance.plan import PG_END_OF_LIFE
+
+    today = today or date.today()
+    container = workload.database(manifests)
+    match = re.match(r"(\d+)", container.image.split("@")[0].rpartition(":")[2])
+    major = int(match.group(1)) if match else None
+    ended = PG_END_OF_LIFE.get(major)
+    if ended is None or date.fromisoformat(ended) > today:
+        return []
+    return [f"warning: {container.owner.file}: {container.owner.ref} runs PostgreSQL {major} ({container.image}), "
+            f"end of life since {ended}: no more security fixes; `conformance run --pg-major N` proves the "
+            "manifests on a supported major"]
 
 
 def run(ctx: GateContext) -> list[Result]:

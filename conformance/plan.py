@@ -222,6 +222,10 @@ SCHEMA_BREAKER_ROWS = {("KOS_CUSTOMER", "CLOSED", 5, 3, 60000), ("KOS_PRODUCT", 
 assert len(SCHEMA_TABLES) == FIGURES["tables"].expected and len(SCHEMA_INDEXES) == FIGURES["indexes"].expected
 assert len(SCHEMA_VIEWS) == FIGURES["views"].expected and len(SCHEMA_BREAKER_ROWS) == FIGURES["breaker-rows"].expected
 
+# When each major stops getting fixes (PostgreSQL's versioning policy: five years after its
+# first release). The gate warns, without failing, once the manifests' major is past it.
+PG_END_OF_LIFE = {14: "2026-11-12", 15: "2027-11-11", 16: "2028-11-09", 17: "2029-11-08", 18: "2030-11-14"}
+
 SCHEMA_FUNCTIONS = ("cleanup_old_logs", "update_updated_at_column")
 
 # schema-spec "Tables", column by column: (name, type as format_type() prints it, nullable,

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from conformance.errors import EnvironmentProblem, InputError
+from conformance.pg.binaries import major_argument
 from localenv.connection import ROLES
 from localenv.settings import ENV_HOME, ENV_PORT, Settings
 
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifests", type=Path, default=None, help="manifests directory (default: the checkout's)")
     parser.add_argument("--port", type=int, default=None,
                         help=f"exactly this port (default: ${ENV_PORT} or 5432 if free, else the next free one)")
+    parser.add_argument("--pg-major", type=major_argument, default=None,
+                        help="run PostgreSQL N (14 to 18) instead of the plan's 14; use its own --home "
+                             "(a data directory is of one major)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("up", help="start (the default)")
     sub.add_parser("down", help="stop, keeping the data")
@@ -73,7 +77,9 @@ def _progress(message: str) -> None:
 def make_backend(args):
     from conformance import manifests as manifest_loader
 
-    settings = Settings.resolve(home=args.home, manifests=args.manifests, port=args.port)
+    settings = Settings.resolve(home=args.home, manifests=args.manifests, port=args.port, pg_major=args.pg_major)
+    if args.pg_major is not None and args.backend != "native":
+        raise InputError("--pg-major is offered on the native backend; the docker backend runs the manifests' image")
     loaded = manifest_loader.load(settings.manifests)
     if args.backend == "docker":
         from localenv.docker_backend import DockerBackend

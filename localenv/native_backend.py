@@ -32,7 +32,7 @@ class NativeBackend(Backend):
     def _target(self) -> LaptopTarget:
         return LaptopTarget(self.manifests, workdir=self.workdir, port=self.settings.port,
                             prefer_port=self.settings.preferred_port, progress=self.progress,
-                            detach=True, backups=self.settings.backups)
+                            detach=True, backups=self.settings.backups, pg_major=self.settings.pg_major)
 
     def _opened(self) -> LaptopTarget:
         target = self._target()

@@ -36,6 +36,7 @@ class Settings:
     manifests: Path
     preferred_port: int = DEFAULT_PORT
     port: int | None = None  # exactly this port (--port), else preferred or the next free one
+    pg_major: int | None = None  # --pg-major: another PostgreSQL major than the plan's (native)
 
     @property
     def backups(self) -> Path:
@@ -49,7 +50,8 @@ class Settings:
         return self.home / "pgpass"
 
     @classmethod
-    def resolve(cls, home: Path | None = None, manifests: Path | None = None, port: int | None = None) -> "Settings":
+    def resolve(cls, home: Path | None = None, manifests: Path | None = None, port: int | None = None,
+                pg_major: int | None = None) -> "Settings":
         from conformance.errors import InputError
 
         raw_port = os.environ.get(ENV_PORT)
@@ -62,4 +64,4 @@ class Settings:
                 raise InputError(f"{what} {value} is not a port number (1-65535)")
         chosen_home = home or (Path(os.environ[ENV_HOME]) if os.environ.get(ENV_HOME) else default_home())
         return cls(home=chosen_home.expanduser().absolute(), manifests=manifests or checkout_manifests(),
-                   preferred_port=preferred, port=port)
+                   preferred_port=preferred, port=port, pg_major=pg_major)

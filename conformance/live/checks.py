@@ -35,8 +35,10 @@ def server(ctx):
         encoding = conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database "
                                 "WHERE datname = current_database()").fetchone()[0]
         zone = conn.execute("SHOW TimeZone").fetchone()[0]
-    if int(version) // 10000 != figure("pg-major").expected:
-        yield ctx.finding(STS_FILE, "server", "server_version_num", f"{figure('pg-major').expected}xxxx", version)
+    major = ctx.target.pg_major
+    if int(version) // 10000 != major:
+        chosen = "" if major == figure("pg-major").expected else f", chosen with --pg-major; the plan says {figure('pg-major').expected}"
+        yield ctx.finding(STS_FILE, "server", "server_version_num", f"{major}xxxx{chosen}", version)
     if encoding != figure("encoding").expected:
         yield ctx.finding(STS_FILE, "database", "encoding", figure("encoding").expected, encoding)
     if zone.upper() != figure("timezone").expected:

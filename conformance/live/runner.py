@@ -4,7 +4,7 @@ check, always tear down."""
 from __future__ import annotations
 
 from conformance import registry, targets, workload
-from conformance.errors import EnvironmentProblem
+from conformance.errors import EnvironmentProblem, InputError
 from conformance.live.context import LiveContext
 from conformance.results import Result, Status
 
@@ -27,9 +27,14 @@ def run_checks(ctx: LiveContext, only: set[str] | None = None) -> list[Result]:
 
 
 def target_options(target_name: str, keep: bool, allow_writes: bool, progress, manifests_dir=None,
-                   context: str | None = None, cluster: str | None = None) -> dict:
-    """The keyword arguments each target takes, decided in one place."""
+                   context: str | None = None, cluster: str | None = None, pg_major: int | None = None) -> dict:
+    """The keyword arguments each target takes, decided in one place; InputError for an
+    option the target does not take (before anything starts, also where it would skip)."""
     options: dict = {"progress": progress, "keep": keep}
+    if pg_major is not None:
+        if target_name != "native":
+            raise InputError(f"--pg-major is offered on the native target; {target_name} runs the manifests' image")
+        options.update(pg_major=pg_major)
     if target_name == "kind":
         options.update(manifests_dir=manifests_dir, cluster=cluster)
     if target_name == "cluster":
@@ -45,15 +50,15 @@ def skipped_all(reason: str, only: set[str] | None = None) -> list[Result]:
 
 def run_live(manifests, target_name: str, keep: bool = False, allow_writes: bool = False, progress=None,
              only: set[str] | None = None, manifests_dir=None, context: str | None = None,
-             cluster: str | None = None, notes: list[str] | None = None) -> list[Result]:
+             cluster: str | None = None, notes: list[str] | None = None, pg_major: int | None = None) -> list[Result]:
     """notes: filled with what the report must say about how the target ran (stand-in images)."""
+    options = target_options(target_name, keep, allow_writes, progress, manifests_dir, context, cluster, pg_major)
     reason = targets.unavailable_reason(target_name)
     if reason:
         if progress:
             progress(f"skipped: {reason}")
         return skipped_all(reason, only)
-    target = targets.create(target_name, manifests,
-                            **target_options(target_name, keep, allow_writes, progress, manifests_dir, context, cluster))
+    target = targets.create(target_name, manifests, **options)
     with target:
         if target_name in ("native", "docker"):
             # kind and the cluster ran the init Job itself, as Kubernetes runs it.
@@ -65,7 +70,7 @@ def run_live(manifests, target_name: str, keep: bool = False, allow_writes: bool
             progress("running live checks")
         results = run_checks(ctx, only)
         if notes is not None:
-            notes.extend(getattr(target, "notes", []))
+            notes.extend(target.notes)
     return results
 
 

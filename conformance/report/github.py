@@ -22,4 +22,7 @@ def render(results, context: dict) -> str:
                        + _escape(f"{f.obj} {f.path}: expected {f.expected}, found {f.found}"))
         if r.status.value == "error":
             out.append(f"::error title={r.check_id}::{_escape(r.message)}")
+    for note in context.get("notes") or ():
+        kind = "warning" if note.startswith("warning:") else "notice"
+        out.append(f"::{kind}::{_escape(note.removeprefix('warning: '))}")
     return "\n".join(out) + ("\n" if out else "")

@@ -17,6 +17,6 @@ def render(results, context: dict) -> str:
     lines = [line for r in results for line in r.lines()]
     if context.get("verbose"):
         lines += [f"skipped {r.check_id} (plan {r.section}): {r.message}" for r in results if r.status is Status.SKIPPED]
-    lines += [f"note: {note}" for note in context.get("notes") or ()]
+    lines += [note if note.startswith("warning:") else f"note: {note}" for note in context.get("notes") or ()]
     lines.append(f"{context.get('what', 'conformance')}: {summary(results)}")
     return "\n".join(lines) + "\n"

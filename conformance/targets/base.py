@@ -42,9 +42,13 @@ def account(manifests: Manifests, role: str) -> Account:
 class Target(abc.ABC):
     name = "abstract"
 
-    def __init__(self, manifests: Manifests):
+    def __init__(self, manifests: Manifests, pg_major: int | None = None):
         self.manifests = manifests
         self.database = figure("database").expected
+        # The PostgreSQL major to run: the plan's unless chosen (--pg-major), to prove the
+        # manifests on the majors after 14's end of life.
+        self.pg_major: int = pg_major or figure("pg-major").expected
+        self.notes: list[str] = []  # for the report: how this run differs from the plan's
 
     # -- lifecycle ------------------------------------------------------------------------
     @abc.abstractmethod

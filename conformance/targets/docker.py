@@ -55,7 +55,6 @@ class DockerTarget(Target):
         self._container = None
         self._script_count = 0
         self.fresh_volumes: set[str] = set()  # data volumes this start created (no data yet)
-        self.notes: list[str] = []  # for the report: which images were stand-ins
         # Who the Job's and CronJob's containers run as; None: as the manifests say. localenv
         # sets the laptop user, whose own folder the dumps go to and who must read them.
         self.script_user: str | None = None

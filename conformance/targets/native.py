@@ -22,6 +22,7 @@ from conformance.manifests import Manifests
 from conformance.pg import ports
 from conformance.pg.binaries import Binaries, locate
 from conformance.pg.server import RunAs, Server, ServerError
+from conformance.plan import figure
 from conformance.targets import configmaps
 from conformance.targets.base import Target
 from conformance.targets.mapping import LOCAL_HOST, LocalMapping
@@ -36,11 +37,12 @@ class NativeTarget(Target):
     name = "native"
 
     def __init__(self, manifests: Manifests, workdir: Path | None = None, port: int | None = None,
-                 keep: bool = False, progress=None, prefer_port: int | None = None, detach: bool = False):
+                 keep: bool = False, progress=None, prefer_port: int | None = None, detach: bool = False,
+                 pg_major: int | None = None):
         """workdir: keep the data there (else a temporary directory, removed on stop).
         port: exactly this port; prefer_port: this one or the next free one; neither: any.
         detach: leave the server running when this process exits (localenv)."""
-        super().__init__(manifests)
+        super().__init__(manifests, pg_major)
         self._given_workdir = workdir
         self._given_port = port
         self._prefer_port = prefer_port
@@ -107,7 +109,11 @@ class NativeTarget(Target):
     def open(self) -> None:
         """Find the binaries and the data directory without starting anything; a server that
         already runs there is reached on the port it listens on."""
-        self.binaries = locate(self.progress)
+        self.binaries = locate(self.progress, self.pg_major)
+        plan_major = figure("pg-major").expected
+        if self.binaries.major != plan_major and not self.notes:
+            self.notes.append(f"PostgreSQL {self.binaries.version} (--pg-major {self.binaries.major}); "
+                              f"the plan says {plan_major}")
         self._make_workdir()
         self.mapping = self._mapping(0)
         pgdata = Path(self.mapping.path(self.db.env["PGDATA"]))
@@ -137,8 +143,8 @@ class NativeTarget(Target):
         elif self.server.data_major() != self.binaries.major:
             raise EnvironmentProblem(
                 f"{self.server.datadir} holds PostgreSQL {self.server.data_major()} data; this is "
-                f"PostgreSQL {self.binaries.major}. Fix: move it away or use another directory "
-                "(localenv: LOCALENV_HOME, or `localenv reset --yes` to delete it)")
+                f"PostgreSQL {self.binaries.major}. Fix: --pg-major {self.server.data_major()} to run it, or move it "
+                "away or use another directory (localenv: LOCALENV_HOME, or `localenv reset --yes` to delete it)")
         stale = self.server.clear_stale_pidfile()
         if stale is not None:
             self.progress(f"removed a stale postmaster.pid (PID {stale} is not this server: left by a crash or reboot)")

@@ -1,0 +1,74 @@
+"""The way off PostgreSQL 14 (end of life 2026-11-12): the same manifests, SQL and settings
+proven on every later major the embedded target offers, and the gate's warning."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from conformance import gate, manifests
+from conformance.live.runner import run_live
+from conformance.pg.binaries import MAJOR_RELEASES
+from conformance.plan import PG_END_OF_LIFE, figure
+from conformance.results import Status
+from tests.project import ROOT
+from tests.test_localenv import localenv  # noqa: F401  (the fixture: a home and a free port of its own)
+
+PLAN_MAJOR = figure("pg-major").expected
+LATER = sorted(m for m in MAJOR_RELEASES if m > PLAN_MAJOR)
+
+
+@pytest.mark.live
+@pytest.mark.slow
+@pytest.mark.parametrize("major", LATER)
+def test_every_live_check_passes_on_a_later_major(major):
+    notes: list[str] = []
+    results = run_live(manifests.load(ROOT / "manifests"), "native", notes=notes, pg_major=major)
+    bad = [line for r in results if r.status not in (Status.PASSED, Status.SKIPPED) for line in (r.lines() or [r.message])]
+    assert bad == []
+    server = next(r for r in results if r.check_id == "live-2.2-server")
+    assert server.status is Status.PASSED
+    assert notes == [f"PostgreSQL {major}.{MAJOR_RELEASES[major].split('.')[1]} (--pg-major {major}); "
+                     f"the plan says {PLAN_MAJOR}"]
+
+
+def test_the_gate_warns_once_the_manifests_major_is_past_its_end_of_life():
+    loaded = manifests.load(ROOT / "manifests")
+    ended = date.fromisoformat(PG_END_OF_LIFE[PLAN_MAJOR])
+    assert gate.end_of_life_warnings(loaded, today=date(ended.year, ended.month, ended.day - 1)) == []
+    (warning,) = gate.end_of_life_warnings(loaded, today=ended)
+    assert warning.startswith("warning: postgresql-product-change-statefulset.yaml: StatefulSet/postgresql-product-change")
+    assert f"PostgreSQL {PLAN_MAJOR}" in warning and f"end of life since {ended.isoformat()}" in warning
+
+
+def test_the_warning_does_not_fail_the_gate(project):
+    proc = subprocess.run([sys.executable, "-m", "conformance", "check", "--manifests", str(project.manifests),
+                           "--k8s-versions", "1.30"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "end of life since" in proc.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--pg-major", "19"], "'19': one of 14, 15, 16, 17, 18"),
+    (["--pg-major", "16", "--target", "docker"], "--pg-major is offered on the native target"),
+])
+def test_a_major_that_cannot_run_is_refused_in_one_line(args, message):
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.live
+def test_localenv_runs_a_later_major_in_a_home_of_its_own(localenv):
+    up = localenv.run("--pg-major", "18", "up")
+    assert "PostgreSQL 18." in up.stderr
+    assert localenv.sql("SHOW server_version_num").startswith("18")
+    assert localenv.sql("SELECT count(*) FROM product_change.pc_circuit_breaker_state") == "3"
+    localenv.run("down")
+    plain = localenv.run("up", ok=False)
+    assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
+    assert "holds PostgreSQL 18 data" in plain.stderr and "--pg-major 18" in plain.stderr

@@ -9,6 +9,7 @@
   reset --yes    delete the data and start fresh (backups stay)
   backup         the backup CronJob's script, into the laptop's backup folder
   restore FILE   restore a dump (the current data is saved first)
+  upgrade --to N carry the data to PostgreSQL N with pg_upgrade (a backup first; undone on failure)
 
 Exit codes: 0 done, 1 a command failed, 2 bad input or environment, 3 status: not running,
 130 interrupted.
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--dir", type=Path, default=None, help="folder (default: HOME/backups)")
     restore = sub.add_parser("restore", help="restore a dump made by backup")
     restore.add_argument("file", type=Path)
+    upgrade = sub.add_parser("upgrade", help="carry the data to another PostgreSQL major (pg_upgrade)")
+    what = upgrade.add_mutually_exclusive_group(required=True)
+    what.add_argument("--to", type=major_argument, help="the major to upgrade to (15 to 18)")
+    what.add_argument("--delete-old", action="store_true", help="delete the previous major's data an upgrade kept")
     return parser
 
 
@@ -246,6 +251,25 @@ def cmd_restore(backend, args) -> int:
     return 0
 
 
+def cmd_upgrade(backend, args) -> int:
+    from localenv import upgrade
+
+    if backend.name != "native":
+        raise InputError("upgrade is offered on the native backend")
+    with exclusive(backend.settings):
+        if args.delete_old:
+            old = upgrade.delete_old(backend)
+            print(f"deleted {old}" if old else "no data of an earlier major is kept")
+            return 0
+        done = upgrade.upgrade(backend, args.to)
+    rows = ", ".join(f"{t} {n}" for t, n in done.tables.items())
+    print(f"upgraded PostgreSQL {done.from_major} -> {done.to_major}: rows match ({rows}); "
+          f"{done.checks_passed} live checks passed")
+    print(f"  backup first: {done.backup}\n  PostgreSQL {done.from_major}'s data kept in {done.old_data} "
+          f"(localenv upgrade --delete-old when you no longer need it)")
+    return 0
+
+
 def split_psql_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """Everything after `psql [--as ROLE] [--]` belongs to psql, options included."""
     if "psql" not in argv:
@@ -258,7 +282,7 @@ def split_psql_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "psql": cmd_psql,
-            "logs": cmd_logs, "reset": cmd_reset, "backup": cmd_backup, "restore": cmd_restore}
+            "logs": cmd_logs, "reset": cmd_reset, "backup": cmd_backup, "restore": cmd_restore, "upgrade": cmd_upgrade}
 
 
 def _terminate(signum, frame):

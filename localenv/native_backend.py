@@ -29,18 +29,21 @@ class LaptopTarget(NativeTarget):
 class NativeBackend(Backend):
     name = "native"
 
-    def _target(self) -> LaptopTarget:
+    def _target(self, pg_major: int | None = None) -> LaptopTarget:
+        # The major: the one asked for, else the one the data is of (after `upgrade`), else the plan's.
+        major = pg_major or self.settings.pg_major or State.load(self.state_file).pg_major or None
         return LaptopTarget(self.manifests, workdir=self.workdir, port=self.settings.port,
                             prefer_port=self.settings.preferred_port, progress=self.progress,
-                            detach=True, backups=self.settings.backups, pg_major=self.settings.pg_major)
+                            detach=True, backups=self.settings.backups, pg_major=major)
 
-    def _opened(self) -> LaptopTarget:
-        target = self._target()
+    def opened(self, pg_major: int | None = None) -> LaptopTarget:
+        """The target of this home's data directory, found but not started."""
+        target = self._target(pg_major)
         target.open()
         return target
 
     def running_target(self) -> LaptopTarget:
-        target = self._opened()
+        target = self.opened()
         if not target.server.running():
             raise EnvironmentProblem("the laptop database is not running. Fix: localenv up")
         return target
@@ -50,7 +53,7 @@ class NativeBackend(Backend):
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self) -> UpResult:
-        target = self._opened()
+        target = self.opened()
         state = State.load(self.state_file)
         if target.server.running():
             if not state.schema_done:  # an earlier `up` stopped before the schema was applied
@@ -74,6 +77,7 @@ class NativeBackend(Backend):
             if not state.initdb_done:
                 state.initdb_done = True
                 state.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                state.pg_major = target.binaries.major
                 state.save(self.state_file)
             notes = self.ensure_schema(target, state)
         except BaseException:
@@ -85,7 +89,7 @@ class NativeBackend(Backend):
         return UpResult(endpoint, already_running=False, created=created, notes=tuple(notes))
 
     def down(self) -> bool:
-        target = self._opened()
+        target = self.opened()
         if not target.server.running():
             target.server.clear_stale_pidfile()
             return False
@@ -93,7 +97,7 @@ class NativeBackend(Backend):
         return True
 
     def status(self) -> Status:
-        target = self._opened()
+        target = self.opened()
         running = target.server.running()
         ready = self.readiness(target) if running else "not checked (stopped)"
         note = ""
@@ -103,13 +107,13 @@ class NativeBackend(Backend):
                       dir_size(target.volume_dir) if target.volume_dir.exists() else 0, ready, note)
 
     def log_files(self) -> list[Path]:
-        target = self._opened()
+        target = self.opened()
         log_dir = target.server.datadir / "log"
         files = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
         return files + ([target.server.startup_log] if target.server.startup_log.exists() else [])
 
     def delete_data(self) -> None:
-        target = self._opened()
+        target = self.opened()
         if target.server.running():
             raise EnvironmentProblem("the server is running; stop it first (localenv down)")
         for path in (target.volume_dir, self.state_file):

@@ -16,6 +16,8 @@ class State:
     schema_done: bool = False   # the schema-init Job's script succeeded
     schema_sha: str = ""        # hash of the schema ConfigMap it ran
     created: str = ""
+    pg_major: int = 0           # the major its data is of (0: the plan's, from before this was kept)
+    upgraded_from: str = ""     # the previous major's data directory, kept until upgrade --delete-old
 
     @classmethod
     def load(cls, path: Path) -> "State":

@@ -72,3 +72,46 @@ def test_localenv_runs_a_later_major_in_a_home_of_its_own(localenv):
     plain = localenv.run("up", ok=False)
     assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
     assert "holds PostgreSQL 18 data" in plain.stderr and "--pg-major 18" in plain.stderr
+
+
+ROWS = "SELECT (SELECT count(*) FROM product_change.pc_kos_integration_log), current_setting('server_version_num')"
+
+
+@pytest.mark.live
+def test_localenv_upgrade_carries_rows_and_privileges_and_keeps_the_old_data(localenv):
+    localenv.run("up")
+    for n in range(3):
+        localenv.sql(f"INSERT INTO product_change.pc_kos_integration_log (request_id, integration_type, method, "
+                     f"endpoint_url) VALUES ('before-{n}', 'CUSTOMER_INFO', 'GET', '/c')")
+    done = localenv.run("upgrade", "--to", "18")
+    assert "upgraded PostgreSQL 14 -> 18: rows match" in done.stdout and "pc_kos_integration_log 3" in done.stdout
+    assert (localenv.home / "backups" / "before-upgrade").is_dir()
+    count, version = localenv.sql(ROWS).split("|")
+    assert count == "3" and version.startswith("18")
+    assert localenv.sql("SELECT count(*) FROM product_change.pc_circuit_breaker_state", role="readonly") == "3"
+    denied = localenv.run("psql", "--as", "app", "-c", "DELETE FROM product_change.pc_kos_integration_log", ok=False)
+    assert denied.returncode != 0 and "permission denied for table pc_kos_integration_log" in denied.stderr
+    old = localenv.home / "native" / "volume" / "pgdata.pg14"
+    assert (old / "PG_VERSION").read_text().strip() == "14", "the old data is kept until --delete-old"
+    localenv.run("down")
+    assert "PostgreSQL 18." in localenv.run("up").stderr, "later commands follow the data's major without a flag"
+    assert f"deleted {old}" in localenv.run("upgrade", "--delete-old").stdout and not old.exists()
+
+
+@pytest.mark.live
+def test_an_upgrade_that_fails_half_way_leaves_the_old_server_running_with_its_data(localenv):
+    localenv.run("up")
+    localenv.sql("INSERT INTO product_change.pc_kos_integration_log (request_id, integration_type, method, "
+                 "endpoint_url) VALUES ('kept', 'CUSTOMER_INFO', 'GET', '/c')")
+    # A reg* column in a user table: pg_upgrade refuses it (OIDs are not kept), after the
+    # backup, the stop, the move of the old data and the new initdb.
+    localenv.run("psql", "--as", "admin", "-qc", "CREATE TABLE product_change.blocks_upgrade (r regproc)")
+    failed = localenv.run("upgrade", "--to", "18", ok=False)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    error = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "upgrade to PostgreSQL 18 failed, and was undone: PostgreSQL 14 runs again" in error[0]
+    assert "reg*" in error[0] or "regproc" in error[0] or "data types" in error[0], error[0]
+    assert localenv.run("status").returncode == 0
+    count, version = localenv.sql(ROWS).split("|")
+    assert count == "1" and version.startswith("14")
+    assert not (localenv.home / "native" / "volume" / "pgdata.pg14").exists()

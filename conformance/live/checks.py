@@ -13,6 +13,7 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from conformance import pgconf, workload
 from conformance.live.statements import WRITE_PATH
+from conformance.pg.digest import table_digests
 from conformance.plan import POSTGRESQL_CONF, SCHEMA_TABLES as EXPECTED_TABLES, figure
 from conformance.registry import Skip, live
 
@@ -136,12 +137,7 @@ def probes(ctx):
 # -- backup ------------------------------------------------------------------------------------
 
 def _table_digest(ctx, dbname: str) -> dict:
-    out = {}
-    with ctx.connect(dbname=dbname) as conn:
-        for table in EXPECTED_TABLES:
-            out[table] = conn.execute(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) "
-                                      f"FROM {SCHEMA}.{table} t").fetchone()
-    return out
+    return table_digests(ctx.target.conninfo("superuser", dbname=dbname), SCHEMA, EXPECTED_TABLES)
 
 
 def _dumps(directory: Path) -> set[str]:

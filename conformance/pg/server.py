@@ -24,10 +24,16 @@ from conformance.errors import EnvironmentProblem
 from conformance.pg.binaries import Binaries
 
 ENV_RUN_AS = "CONFORMANCE_PG_USER"
+_SAYS_NOTHING = {"Examine the log output.", "Failure, exiting"}
 
 
 class ServerError(EnvironmentProblem):
-    """A server command failed; the message names the command and the log to read."""
+    """A server command failed; the message names the command and the log to read. output:
+    all the command printed, for a caller that knows how to read it."""
+
+    def __init__(self, message: str, output: str = ""):
+        super().__init__(message)
+        self.output = output
 
 
 @dataclass(frozen=True)
@@ -113,9 +119,12 @@ class Server:
                 check=False, start_new_session=shield, **self.run_as.popen_kwargs(),
             )
         if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            # The last line that says something: pg_ctl ends on "Examine the log output.",
+            # pg_upgrade on "Failure, exiting" after the line that names the problem.
+            detail = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines()
+                      if line.strip() and line.strip() not in _SAYS_NOTHING]
             last = detail[-1] if detail else f"exit {proc.returncode}"
-            raise ServerError(f"{what} failed: {last} (log: {self.startup_log})")
+            raise ServerError(f"{what} failed: {last} (log: {self.startup_log})", proc.stdout + proc.stderr)
         return proc
 
     # -- state ------------------------------------------------------------------------------
@@ -226,6 +235,29 @@ class Server:
             [self.binaries.tool("pg_ctl"), "stop", "-w", "-t", str(timeout), "-m", mode, "-D", str(self.datadir)],
             "pg_ctl stop", timeout=timeout + 10,
         )
+
+    def upgrade_from(self, old: "Server", superuser: str, check: bool, ports: tuple[int, int],
+                     timeout: int = 1800) -> None:
+        """pg_upgrade from old's data directory into this (new, initialised, stopped) one, as
+        the server account. check: only pg_upgrade --check, which changes nothing. Copy mode:
+        the old directory stays as it was, for a rollback."""
+        self.prepare_dirs()
+        argv = [self.binaries.tool("pg_upgrade"), "-b", str(old.binaries.bindir), "-B", str(self.binaries.bindir),
+                "-d", str(old.datadir), "-D", str(self.datadir), "-U", superuser, "-p", str(ports[0]),
+                "-P", str(ports[1]), "-s", str(self.rundir)]
+        what = "pg_upgrade --check" if check else "pg_upgrade"
+        try:
+            self._run(argv + (["--check"] if check else []), what, timeout=timeout)
+        except ServerError as exc:
+            # pg_upgrade ends the failed step's line with "fatal" (18: "failed check: <what>")
+            # and explains it in the paragraph after; the explanation's first line says it.
+            lines = [line.strip() for line in exc.output.splitlines()]
+            step = next((i for i, line in enumerate(lines) if line.endswith("fatal") or "failed check:" in line), None)
+            if step is None:
+                raise
+            explained = next((line for line in lines[step + 1:] if line and not line.endswith("failed:")), "")
+            step_text = lines[step].split("failed check:")[-1].removesuffix("fatal").strip()
+            raise ServerError(f"{what} failed at \"{step_text}\": {explained}", exc.output) from None
 
     def kill(self) -> None:
         """Stop at once (immediate mode); used when a run is torn down after a failure."""

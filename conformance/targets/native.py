@@ -152,10 +152,19 @@ class NativeTarget(Target):
         self.start_server()
         self.ensure_database()
 
-    def _initdb(self) -> None:
+    def initialize(self, extra_initdb_args: tuple[str, ...] = ()) -> None:
+        """Create the data directory as the image's first start would, without starting the
+        server (pg_upgrade wants a new, stopped cluster)."""
+        self.open()
+        self._prepare()
+        if not self.server.initialized:
+            self.progress(f"initialising a PostgreSQL {self.binaries.version} data directory (initdb)")
+            self._initdb(extra_initdb_args)
+
+    def _initdb(self, extra_args: tuple[str, ...] = ()) -> None:
         env = self.db.env
         self.server.initdb(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"],
-                           shlex.split(env.get("POSTGRES_INITDB_ARGS", "")))
+                           shlex.split(env.get("POSTGRES_INITDB_ARGS", "")) + list(extra_args))
         with open(self.server.datadir / "pg_hba.conf", "a", encoding="utf-8") as hba:
             hba.write(f"\n{IMAGE_HBA_RULE}\n")
 

@@ -87,7 +87,8 @@ def triggers(ctx):
 def cleanup_old_logs(ctx):
     with ctx.rolled_back("admin") as conn:
         conn.execute(f"DELETE FROM {SCHEMA}.pc_kos_integration_log")
-        for age in ("13 months", "12 months 1 day", "11 months", "1 day"):
+        # Two just past the 12-month boundary and two inside it, one of those just inside.
+        for age in ("13 months", "12 months 1 hour", "12 months -1 hour", "1 day"):
             conn.execute(f"INSERT INTO {SCHEMA}.pc_kos_integration_log (integration_type, method, endpoint_url, created_at) "
                          "VALUES ('PRODUCT_INFO', 'GET', '/kos/product', now() - %s::interval)", (age,))
         conn.execute(f"INSERT INTO {SCHEMA}.pc_product_change_history (line_number, customer_id, current_product_code, "

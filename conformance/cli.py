@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check the manifests against the plan, without a cluster")
     _common(check)
     check.add_argument("--k8s-versions", default="1.30-1.35", help="Kubernetes versions to validate against (A-B or A,B)")
+    check.add_argument("--pg-major", type=major_argument, default=None,
+                       help="the manifests target PostgreSQL N (upgrade/pgN/); default: the plan's 14")
     run = sub.add_parser("run", help="start the configuration on a target and check the running server")
     _common(run)
     run.add_argument("--target", choices=("native", "docker", "kind", "cluster"), default="native")
@@ -47,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "else the current one)")
     run.add_argument("--cluster-name", default=None, help="kind target: cluster to create or reuse (default pc-conformance)")
     run.add_argument("--pg-major", type=major_argument, default=None,
-                     help="native target: run PostgreSQL N (14 to 18) instead of the plan's 14")
+                     help="PostgreSQL N (14 to 18) instead of the plan's 14: native runs it; docker runs the "
+                          "images of manifests that target it (--manifests upgrade/pgN)")
     bench = sub.add_parser("bench", help="measure what the dev tuning (plan 12.1) buys, side by side on one server")
     bench.add_argument("--manifests", type=Path, default=_default_manifests())
     bench.add_argument("--target", choices=("native", "docker", "kind"), default="native")
@@ -63,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("action", choices=("build", "list"), help="build: make the missing or outdated stand-ins; "
                                                                  "list: what is local, a stand-in or missing")
     images.add_argument("--manifests", type=Path, default=_default_manifests())
+    overlays = sub.add_parser("upgrade-overlays", help="write upgrade/pgNN/ (the manifests on later "
+                                                       "majors) from the plan data")
+    overlays.add_argument("--manifests", type=Path, default=_default_manifests())
+    overlays.add_argument("--check", action="store_true", help="exit 1 when a file differs, change nothing")
     gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
     gen.add_argument("--manifests", type=Path, default=_default_manifests())
     gen.add_argument("--sql", type=Path, default=None)
@@ -101,11 +108,14 @@ def _exit_code(results) -> int:
 def cmd_check(args) -> int:
     from conformance import gate, manifests
 
+    from conformance.plan import targeting
+
     loaded = manifests.load(args.manifests)
-    ctx = gate.GateContext(loaded, sql_dir=args.sql or args.manifests.parent / "sql",
-                           docs_dir=args.manifests.parent / "docs",
+    ctx = gate.GateContext(loaded, sql_dir=args.sql or loaded.home.parent / "sql",
+                           docs_dir=loaded.home.parent / "docs",
                            k8s_versions=gate.parse_versions(args.k8s_versions))
-    results = gate.run(ctx)
+    with targeting(args.pg_major):
+        results = gate.run(ctx)
     warnings = gate.end_of_life_warnings(loaded)
     return _report(args, results, {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose,
                                    "notes": warnings})
@@ -199,6 +209,20 @@ def cmd_images(args) -> int:
         client.close()
 
 
+def cmd_upgrade_overlays(args) -> int:
+    from conformance import manifests, upgrade_overlays
+
+    loaded = manifests.load(args.manifests)
+    if args.check:
+        stale = upgrade_overlays.differing(loaded, args.manifests)
+        for path in stale:
+            print(f"{path} differs from the plan data: run python -m conformance upgrade-overlays")
+        return 1 if stale else 0
+    for path in upgrade_overlays.write(loaded, args.manifests):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_schema_configmap(args) -> int:
     from conformance import schema_configmap
 
@@ -221,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
-                "images": cmd_images}
+                "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays}
     try:
         return commands[args.command](args)
     except (InputError, EnvironmentProblem) as exc:

@@ -85,6 +85,14 @@ class Manifests:
     objects: list[K8sObject]
     files: list[str]
     kustomization: dict | None
+    # An overlay (upgrade/pgNN/): the base directory its objects come from, whose
+    # sql/ and docs/ beside it are the project's.
+    origin: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        """The directory of the files the objects were read from (the base for an overlay)."""
+        return self.origin or self.root
 
     def find(self, kind: str, name: str | None = None) -> K8sObject | None:
         for obj in self.objects:
@@ -169,6 +177,50 @@ def _validate_object(obj: K8sObject, line: int) -> None:
 
 
 COMPONENTS = ("monitoring",)
+# What the built-in overlay renderer applies (the gate needs no kubectl): a base directory,
+# the images transformer and JSON 6902 patches, as upgrade/pgNN/ use them.
+OVERLAY_FIELDS = {"apiVersion", "kind", "resources", "images", "patches"}
+
+
+def _overlay(root: Path, kustomization: dict) -> Manifests:
+    import copy
+    import os
+
+    import jsonpatch
+
+    from conformance.workload import POD_SPEC  # workload imports this module
+
+    where = f"{root / KUSTOMIZATION}"
+    unknown = sorted(set(kustomization) - OVERLAY_FIELDS)
+    if unknown:
+        raise InputError(f"{where}: {', '.join(unknown)} is not rendered by the gate's overlay support "
+                         f"(it takes {', '.join(sorted(OVERLAY_FIELDS))})")
+    resources = kustomization.get("resources") or []
+    if len(resources) != 1:
+        raise InputError(f"{where}: an overlay takes exactly one base directory in resources")
+    base = load((root / resources[0]).resolve())
+    prefix = os.path.relpath(base.root, root)
+    objects = [K8sObject(f"{prefix}/{o.file}", copy.deepcopy(o.data), o.lines) for o in base.objects]
+    for image in kustomization.get("images") or []:
+        for obj in objects:
+            pod = obj.get(POD_SPEC[obj.kind]) if obj.kind in POD_SPEC else None
+            for containers in ((pod or {}).get("containers") or [], (pod or {}).get("initContainers") or []):
+                for c in containers:
+                    repo, _, tag = str(c.get("image", "")).partition(":")
+                    if repo == image.get("name"):
+                        c["image"] = f"{image.get('newName', repo)}:{image.get('newTag', tag)}"
+    for i, patch in enumerate(kustomization.get("patches") or []):
+        target = patch.get("target") or {}
+        matched = [o for o in objects if o.kind == target.get("kind") and o.name == target.get("name")]
+        if not matched:
+            raise InputError(f"{where}: patches[{i}] targets {target.get('kind')}/{target.get('name')}, which the base lacks")
+        for obj in matched:
+            try:
+                obj.data = jsonpatch.apply_patch(obj.data, yaml.safe_load(patch.get("patch") or "[]"))
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                raise InputError(f"{where}: patches[{i}] does not apply to {obj.ref}: {exc}") from None
+    # The base's kustomization lists the resources: the overlay only changes them.
+    return Manifests(root=root, objects=objects, files=base.files, kustomization=base.kustomization, origin=base.root)
 
 
 def load(root: Path | str) -> Manifests:
@@ -181,6 +233,8 @@ def load(root: Path | str) -> Manifests:
         docs = list(_documents(kpath, kpath.name))
         kustomization = docs[0][0] if docs else {}
         names = list(kustomization.get("resources") or [])
+        if any((root / name).is_dir() for name in names):
+            return _overlay(root, kustomization)
         for name in names:
             if not (root / name).is_file():
                 raise InputError(f"{KUSTOMIZATION}: resource {name} is missing from {root}")

@@ -9,7 +9,8 @@ reads, and checks parse it rather than retype it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 _SAME = object()
@@ -84,6 +85,8 @@ _FIGURES = [
     Figure("pgdata", "5.1", "PGDATA", "/bitnami/postgresql/data",
            ours="/var/lib/postgresql/data/pgdata",
            reason="official image's layout; PGDATA below the mount (Azure Disks hold lost+found)"),
+    Figure("data-claim", "3.2", "data volume claim template", None, ours="postgresql-data",
+           reason="the plan's StatefulSet names no claim template; the name is the PVC's prefix"),
     Figure("data-mount", "5.1", "data volume mount path", "/bitnami/postgresql",
            ours="/var/lib/postgresql/data", reason="official image's layout"),
     Figure("config-mount", "5.1", "postgresql.conf mount path", "/opt/bitnami/postgresql/conf/conf.d",
@@ -379,5 +382,45 @@ CHECKLIST: dict[str, tuple[str, str]] = {
 }
 
 
+# The way off 14: the figures that follow the PostgreSQL major a set of manifests targets
+# (upgrade/pgNN/), as the official image's documented contract for that major has
+# them. 18 moved PGDATA to /var/lib/postgresql/18/docker and the image's VOLUME to
+# /var/lib/postgresql; a new major gets a claim of its own, so the old data stays for a rollback.
+MAJOR_IMAGE_TAGS = {14: "14.23-bookworm", 15: "15.19-bookworm", 16: "16.15-bookworm", 17: "17.11-bookworm",
+                    18: "18.6-bookworm"}
+
+
+def _by_major(key: str, major: int):
+    layout_18 = major >= 18
+    return {
+        "pg-major": major,
+        "image": f"postgres:{MAJOR_IMAGE_TAGS[major]}",
+        "pgdata": f"/var/lib/postgresql/{major}/docker" if layout_18 else "/var/lib/postgresql/data/pgdata",
+        "data-mount": "/var/lib/postgresql" if layout_18 else "/var/lib/postgresql/data",
+        "data-claim": f"postgresql-data-pg{major}",
+    }.get(key, _SAME)
+
+
+_targeted: list[int] = []
+
+
+@contextmanager
+def targeting(major: int | None):
+    """Within the block, figure() answers for manifests that target PostgreSQL `major` (None
+    or the plan's: as the plan says)."""
+    _targeted.append(major or FIGURES["pg-major"].plan)
+    try:
+        yield
+    finally:
+        _targeted.pop()
+
+
 def figure(key: str) -> Figure:
-    return FIGURES[key]
+    f = FIGURES[key]
+    if not _targeted or _targeted[-1] == FIGURES["pg-major"].plan:
+        return f
+    major = _targeted[-1]
+    value = _by_major(key, major)
+    if value is _SAME:
+        return f
+    return replace(f, ours=value, reason=f"PostgreSQL {major} (the way off 14, upgrade/pg{major}/)")

@@ -26,7 +26,8 @@ LATER = sorted(m for m in MAJOR_RELEASES if m > PLAN_MAJOR)
 @pytest.mark.parametrize("major", LATER)
 def test_every_live_check_passes_on_a_later_major(major):
     notes: list[str] = []
-    results = run_live(manifests.load(ROOT / "manifests"), "native", notes=notes, pg_major=major)
+    # upgrade/pgN: the manifests with what that major changes (image, claim, 18's layout).
+    results = run_live(manifests.load(ROOT / "upgrade" / f"pg{major}"), "native", notes=notes, pg_major=major)
     bad = [line for r in results if r.status not in (Status.PASSED, Status.SKIPPED) for line in (r.lines() or [r.message])]
     assert bad == []
     server = next(r for r in results if r.check_id == "live-2.2-server")
@@ -53,7 +54,7 @@ def test_the_warning_does_not_fail_the_gate(project):
 
 @pytest.mark.parametrize("args,message", [
     (["--pg-major", "19"], "'19': one of 14, 15, 16, 17, 18"),
-    (["--pg-major", "16", "--target", "docker"], "--pg-major is offered on the native target"),
+    (["--pg-major", "16", "--target", "cluster"], "--pg-major is offered on the native and docker targets"),
 ])
 def test_a_major_that_cannot_run_is_refused_in_one_line(args, message):
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", *args], cwd=ROOT, capture_output=True,
@@ -69,9 +70,11 @@ def test_localenv_runs_a_later_major_in_a_home_of_its_own(localenv):
     assert localenv.sql("SHOW server_version_num").startswith("18")
     assert localenv.sql("SELECT count(*) FROM product_change.pc_circuit_breaker_state") == "3"
     localenv.run("down")
-    plain = localenv.run("up", ok=False)
-    assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1
-    assert "holds PostgreSQL 18 data" in plain.stderr and "--pg-major 18" in plain.stderr
+    assert "PostgreSQL 18." in localenv.run("up").stderr, "without the flag, the data's major"
+    localenv.run("down")
+    other = localenv.run("--pg-major", "16", "up", ok=False)
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1
+    assert "holds PostgreSQL 18 data" in other.stderr and "--pg-major 18" in other.stderr
 
 
 ROWS = "SELECT (SELECT count(*) FROM product_change.pc_kos_integration_log), current_setting('server_version_num')"

@@ -63,7 +63,8 @@ def existing(client, name: str):
 def recipe_for(image: str, progress=None) -> standins.Recipe | None:
     kind = standins.kind_of(image)
     if kind == "postgres":
-        binaries = locate(progress)
+        major = re.match(r"(\d+)", standins.tag_of(image))
+        binaries = locate(progress, int(major.group(1)) if major else None)
         return standins.postgres_recipe(image, binaries, binaries.bindir.parent)
     if kind == "exporter":
         path = tools.find("prometheus-postgres-exporter", progress=progress)

@@ -88,23 +88,34 @@ class Recipe:
         return standin_name(self.image)
 
 
+def image_layout(major: int) -> tuple[str, str]:
+    """(PGDATA, VOLUME) of the official image of a major: /var/lib/postgresql/data for both up
+    to 17; from 18 PGDATA=/var/lib/postgresql/<major>/docker and the VOLUME at
+    /var/lib/postgresql (docker-library/postgres#1259, the image's README "PGDATA")."""
+    if major >= 18:
+        return f"/var/lib/postgresql/{major}/docker", "/var/lib/postgresql"
+    return "/var/lib/postgresql/data", "/var/lib/postgresql/data"
+
+
 def postgres_recipe(image: str, binaries, tree: Path) -> Recipe:
-    """The official image's layout for PostgreSQL 14 (PGDATA /var/lib/postgresql/data, binaries
-    in /usr/lib/postgresql/<major>/bin on PATH, uid/gid 999, /docker-entrypoint-initdb.d)."""
+    """The official image's layout for the binaries' major (PGDATA and VOLUME as image_layout
+    says, binaries in /usr/lib/postgresql/<major>/bin on PATH, uid/gid 999,
+    /docker-entrypoint-initdb.d)."""
     major = binaries.major
+    pgdata, volume = image_layout(major)
     dockerfile = f"""FROM {base_tag()}
 COPY postgresql/ /usr/lib/postgresql/{major}/
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 RUN groupadd -r -g 999 postgres \\
  && useradd -r -g postgres -u 999 --home-dir=/var/lib/postgresql --shell=/bin/bash postgres \\
- && mkdir -p /var/lib/postgresql/data /var/run/postgresql /docker-entrypoint-initdb.d \\
+ && mkdir -p {pgdata} /var/run/postgresql /docker-entrypoint-initdb.d \\
  && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \\
- && chmod 1777 /var/lib/postgresql/data && chmod 3777 /var/run/postgresql \\
+ && chmod 1777 {volume} && chmod 3777 /var/run/postgresql \\
  && localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8
 ENV PG_MAJOR={major} PG_VERSION={binaries.version} LANG=en_US.utf8 \\
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/{major}/bin \\
-    PGDATA=/var/lib/postgresql/data
-VOLUME /var/lib/postgresql/data
+    PGDATA={pgdata}
+VOLUME {volume}
 ENTRYPOINT ["docker-entrypoint.sh"]
 STOPSIGNAL SIGINT
 EXPOSE 5432

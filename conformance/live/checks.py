@@ -38,7 +38,8 @@ def server(ctx):
         zone = conn.execute("SHOW TimeZone").fetchone()[0]
     major = ctx.target.pg_major
     if int(version) // 10000 != major:
-        chosen = "" if major == figure("pg-major").expected else f", chosen with --pg-major; the plan says {figure('pg-major').expected}"
+        plan = figure("pg-major").plan
+        chosen = "" if major == plan else f", chosen with --pg-major; the plan says {plan}"
         yield ctx.finding(STS_FILE, "server", "server_version_num", f"{major}xxxx{chosen}", version)
     if encoding != figure("encoding").expected:
         yield ctx.finding(STS_FILE, "database", "encoding", figure("encoding").expected, encoding)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from conformance import registry, targets, workload
 from conformance.errors import EnvironmentProblem, InputError
 from conformance.live.context import LiveContext
+from conformance.plan import targeting
 from conformance.results import Result, Status
 
 
@@ -32,8 +33,9 @@ def target_options(target_name: str, keep: bool, allow_writes: bool, progress, m
     option the target does not take (before anything starts, also where it would skip)."""
     options: dict = {"progress": progress, "keep": keep}
     if pg_major is not None:
-        if target_name != "native":
-            raise InputError(f"--pg-major is offered on the native target; {target_name} runs the manifests' image")
+        if target_name not in ("native", "docker"):
+            raise InputError(f"--pg-major is offered on the native and docker targets; {target_name} runs what "
+                             "the cluster runs")
         options.update(pg_major=pg_major)
     if target_name == "kind":
         options.update(manifests_dir=manifests_dir, cluster=cluster)
@@ -59,7 +61,7 @@ def run_live(manifests, target_name: str, keep: bool = False, allow_writes: bool
             progress(f"skipped: {reason}")
         return skipped_all(reason, only)
     target = targets.create(target_name, manifests, **options)
-    with target:
+    with targeting(pg_major), target:
         if target_name in ("native", "docker"):
             # kind and the cluster ran the init Job itself, as Kubernetes runs it.
             if progress:

@@ -97,8 +97,13 @@ class Server:
         return self.rundir / "startup.log"
 
     def prepare_dirs(self) -> None:
-        for path in (self.rundir, self.datadir.parent):
-            path.mkdir(parents=True, exist_ok=True)
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        # PGDATA may lie deeper below the volume (18's /var/lib/postgresql/18/docker): the
+        # directories made for it belong to the server account, which creates PGDATA there.
+        missing = [p for p in (self.datadir.parent, *self.datadir.parent.parents) if not p.exists()]
+        for path in reversed(missing):
+            path.mkdir(mode=0o700)
+            self.run_as.give(path)
         self.rundir.chmod(0o700)
         self.run_as.give(self.rundir)
 
@@ -121,8 +126,8 @@ class Server:
         if proc.returncode != 0:
             # The last line that says something: pg_ctl ends on "Examine the log output.",
             # pg_upgrade on "Failure, exiting" after the line that names the problem.
-            detail = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines()
-                      if line.strip() and line.strip() not in _SAYS_NOTHING]
+            said = lambda text: [l.strip() for l in text.splitlines() if l.strip() and l.strip() not in _SAYS_NOTHING]  # noqa: E731
+            detail = said(proc.stderr) or said(proc.stdout)
             last = detail[-1] if detail else f"exit {proc.returncode}"
             raise ServerError(f"{what} failed: {last} (log: {self.startup_log})", proc.stdout + proc.stderr)
         return proc

@@ -65,6 +65,14 @@ def data_volume(ctx):
     if not templates:
         yield ctx.finding(sts, ("spec", "volumeClaimTemplates"), "a claim template for the data volume", None)
         return
+    name = sts.get(("spec", "volumeClaimTemplates", 0, "metadata", "name"))
+    if name != figure("data-claim").expected:
+        # A renamed template is a new, empty disk for the pod (the old claim stays behind).
+        yield ctx.finding(sts, ("spec", "volumeClaimTemplates", 0, "metadata", "name"), figure("data-claim").expected, name)
+    mounts = [m.path for m in workload.database(ctx.manifests).mounts() if m.volume == name]
+    if mounts != [figure("data-mount").expected]:
+        yield ctx.finding(sts, ("spec", "template", "spec", "containers"), f"{name} mounted at {figure('data-mount').expected}",
+                          mounts or "not mounted")
     base = ("spec", "volumeClaimTemplates", 0, "spec")
     size = sts.get(base + ("resources", "requests", "storage"))
     if not _quantity_equal(size, figure("data-volume-size").expected):
@@ -216,7 +224,7 @@ def pgdata(ctx):
     value = c.env.get("PGDATA")
     if value != figure("pgdata").expected:
         yield ctx.finding(c.owner, c.path + ("env",), f"PGDATA={figure('pgdata').expected}", f"PGDATA={value}")
-    data_mounts = [m.path for m in c.mounts() if m.volume == "postgresql-data"]
+    data_mounts = [m.path for m in c.mounts() if m.volume == figure("data-claim").expected]
     if not data_mounts or not (value or "").startswith(data_mounts[0].rstrip("/") + "/"):
         yield ctx.finding(c.owner, c.path + ("volumeMounts",), "PGDATA strictly below the data volume's mount path "
                           "(lost+found sits at the volume root)", f"PGDATA={value}, mounts={data_mounts}")

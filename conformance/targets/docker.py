@@ -39,8 +39,9 @@ class DockerTarget(Target):
 
     def __init__(self, manifests: Manifests, keep: bool = False, progress=None, workdir: Path | None = None,
                  prefix: str | None = None, persistent: bool = False, port: int | None = None,
-                 prefer_port: int | None = None):
-        super().__init__(manifests)
+                 prefer_port: int | None = None, pg_major: int | None = None):
+        """pg_major: the major the manifests' images run (upgrade/pgNN/), for the checks."""
+        super().__init__(manifests, pg_major)
         self.db = workload.database(manifests)
         self.persistent = persistent
         self.keep = keep or persistent

@@ -110,7 +110,7 @@ class NativeTarget(Target):
         """Find the binaries and the data directory without starting anything; a server that
         already runs there is reached on the port it listens on."""
         self.binaries = locate(self.progress, self.pg_major)
-        plan_major = figure("pg-major").expected
+        plan_major = figure("pg-major").plan
         if self.binaries.major != plan_major and not self.notes:
             self.notes.append(f"PostgreSQL {self.binaries.version} (--pg-major {self.binaries.major}); "
                               f"the plan says {plan_major}")

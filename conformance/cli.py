@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "else the current one)")
     run.add_argument("--cluster-name", default=None, help="kind target: cluster to create or reuse (default pc-conformance)")
     run.add_argument("--pg-major", type=major_argument, default=None,
-                     help="PostgreSQL N (14 to 18) instead of the plan's 14: native runs it; docker runs the "
-                          "images of manifests that target it (--manifests upgrade/pgN)")
+                     help="PostgreSQL N (14 to 18) instead of the plan's 14: native runs it; docker and "
+                          "cluster check manifests that target it (upgrade/pgN)")
     bench = sub.add_parser("bench", help="measure what the dev tuning (plan 12.1) buys, side by side on one server")
     bench.add_argument("--manifests", type=Path, default=_default_manifests())
     bench.add_argument("--target", choices=("native", "docker", "kind"), default="native")
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("action", choices=("build", "list"), help="build: make the missing or outdated stand-ins; "
                                                                  "list: what is local, a stand-in or missing")
     images.add_argument("--manifests", type=Path, default=_default_manifests())
+    rehearsal = sub.add_parser("upgrade-rehearsal", help="run docs/upgrade.md end to end: old major, rows, dump, "
+                                                         "new major, restore, live checks, rows compared")
+    rehearsal.add_argument("--from", dest="from_major", type=major_argument, default=14)
+    rehearsal.add_argument("--to", dest="to_major", type=major_argument, required=True)
+    rehearsal.add_argument("--target", choices=("native", "docker"), default="native")
+    rehearsal.add_argument("--manifests", type=Path, default=_default_manifests())
     overlays = sub.add_parser("upgrade-overlays", help="write upgrade/pgNN/ (the manifests on later "
                                                        "majors) from the plan data")
     overlays.add_argument("--manifests", type=Path, default=_default_manifests())
@@ -209,6 +215,15 @@ def cmd_images(args) -> int:
         client.close()
 
 
+def cmd_upgrade_rehearsal(args) -> int:
+    from conformance import rehearsal
+
+    report = rehearsal.rehearse(args.manifests, args.from_major, args.to_major, args.target,
+                                progress=lambda m: print(f"[rehearsal] {m}", file=sys.stderr, flush=True))
+    sys.stdout.write(rehearsal.render(report))
+    return 0 if report.passed else 1
+
+
 def cmd_upgrade_overlays(args) -> int:
     from conformance import manifests, upgrade_overlays
 
@@ -245,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
-                "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays}
+                "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays,
+                "upgrade-rehearsal": cmd_upgrade_rehearsal}
     try:
         return commands[args.command](args)
     except (InputError, EnvironmentProblem) as exc:

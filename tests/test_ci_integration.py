@@ -55,7 +55,8 @@ def test_workflow_runs_the_three_jobs_with_timeouts_and_the_pinned_kind():
     for name, job in jobs.items():
         uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
         assert uploads and uploads[0].get("if") == "always()", f"job {name} keeps its JUnit report"
-    assert flow[True]["pull_request"]["paths"][:3] == ["manifests/**", "sql/**", "conformance/**"]
+    assert flow[True]["pull_request"]["paths"][:4] == ["manifests/**", "upgrade/**", "sql/**", "conformance/**"]
+    assert "upgrade-overlays --check" in runs["gate"] and '--manifests "upgrade/pg$major" --pg-major "$major"' in runs["gate"]
 
 
 def test_github_annotations_point_at_the_broken_line(tmp_path):

@@ -29,9 +29,10 @@ class ClusterTarget(KubeTarget):
     name = "cluster"
 
     def __init__(self, manifests: Manifests, progress=None, context: str | None = None,
-                 allow_writes: bool = False, workdir: Path | None = None, dump_dir: Path | None = None, keep=False):
+                 allow_writes: bool = False, workdir: Path | None = None, dump_dir: Path | None = None, keep=False,
+                 pg_major: int | None = None):
         super().__init__(manifests, context or os.environ.get(ENV_CONTEXT) or current_context(), progress,
-                         workdir, dump_dir)
+                         workdir, dump_dir, pg_major)
         self.allow_writes = allow_writes
 
     def start(self) -> None:

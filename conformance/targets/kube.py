@@ -91,8 +91,8 @@ class KubeTarget(Target):
     LABEL = "conformance.phonebill.io/run"
 
     def __init__(self, manifests: Manifests, context: str, progress=None, workdir: Path | None = None,
-                 dump_dir: Path | None = None):
-        super().__init__(manifests)
+                 dump_dir: Path | None = None, pg_major: int | None = None):
+        super().__init__(manifests, pg_major)
         self.db = workload.database(manifests)
         self.kubectl = Kubectl(context, figure("namespace").expected)
         self.progress = progress or (lambda message: None)

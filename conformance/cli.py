@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", choices=("native", "docker", "kind"), default="native")
     bench.add_argument("--quick", action="store_true", help="3 rounds of 3 s runs instead of 5 of 20 s")
     bench.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
+    bench.add_argument("--pg-major", type=major_argument, default=None,
+                       help="measure PostgreSQL N (its manifests: upgrade/pgN) instead of the plan's 14")
+    bench.add_argument("--compare", type=major_argument, default=None, metavar="M",
+                       help="with --pg-major N: measure N against M side by side (what the upgrade changes)")
     bench.add_argument("--suite-json", type=Path, default=None,
                        help="pytest-benchmark JSON of the suite itself, to include in the report")
     rules_cmd = sub.add_parser("rules", help="test the alert rules with promtool: each alarm of plan 8.1 fires "
@@ -146,15 +150,28 @@ def cmd_bench(args) -> int:
     from conformance.bench import harness, report
     from conformance.live.runner import apply_schema, target_options
 
-    loaded = manifests.load(args.manifests)
+    from conformance.plan import figure, targeting
+    from conformance.rehearsal import manifests_dir
+
+    if args.compare is not None and args.pg_major is None:
+        raise InputError("--compare M goes with --pg-major N: the major measured against M")
+    major = args.pg_major or figure("pg-major").plan
+    loaded = manifests.load(manifests_dir(args.manifests, major))
     reason = targets.unavailable_reason(args.target)
     if reason:
         print(f"skipped: {reason}", file=sys.stderr)
         return 0
     progress = lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True)  # noqa: E731
     options = harness.QUICK if args.quick else harness.FULL
-    target = targets.create(args.target, loaded, **target_options(args.target, False, True, progress, args.manifests))
-    with target:
+    if args.compare is not None:
+        from conformance.bench import majors
+
+        by_major = {m: manifests.load(manifests_dir(args.manifests, m)) for m in (args.compare, major)}
+        print(f"wrote {majors.write(majors.compare(by_major, args.target, options, progress), args.output)}")
+        return 0
+    target = targets.create(args.target, loaded, **target_options(args.target, False, True, progress, args.manifests,
+                                                                    pg_major=args.pg_major))
+    with targeting(args.pg_major), target:
         if args.target in ("native", "docker"):
             apply_schema(target)
         measurement = harness.Harness(target, loaded, options, progress).measure()

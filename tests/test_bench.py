@@ -138,3 +138,34 @@ def test_bench_on_an_absent_target_skips_with_the_reason(tmp_path):
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr.startswith("skipped: the docker target needs a running Docker engine")
     assert not list(tmp_path.iterdir())
+
+
+def test_what_an_upgrade_changes_is_paired_by_round():
+    from conformance.bench.majors import Comparison, markdown
+
+    def s(r, major, tps, wal):
+        return harness.Sample(r, f"PostgreSQL {major}", "tpcb-like", tps, 100, 1.0, 2.0, 3.0, wal * 100, 100, 0)
+
+    c = Comparison(14, 18, harness.CHECK, {"PostgreSQL 14": "14.23", "PostgreSQL 18": "18.6"},
+                   [s(1, 14, 100, 400), s(1, 18, 120, 400), s(2, 14, 50, 400), s(2, 18, 60, 420)])
+    throughput = next(x for x in c.changes() if x[1] == "throughput (tps)")
+    assert [round(v, 6) for v in throughput[2:]] == [20.0, 20.0, 20.0], "paired by round, not by medians"
+    wal = next(x for x in c.changes() if x[1] == "WAL bytes per transaction")
+    assert [round(v, 6) for v in wal[3:]] == [0.0, 5.0]
+    text = markdown(c)
+    assert "| tpcb-like | throughput (tps) | +20.0% [+20.0, +20.0] |" in text and "| PostgreSQL 18 | 18.6 |" in text
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_two_majors_are_measured_side_by_side(tmp_path):
+    from conformance.bench import majors
+
+    options = harness.Options(rounds=2, duration=1, clients=2, scale=2, fsync_seconds=0, workloads=("tpcb-like",))
+    by_major = {14: manifests.load(ROOT / "manifests"), 15: manifests.load(ROOT / "upgrade" / "pg15")}
+    c = majors.compare(by_major, "native", options, lambda m: None)
+    assert c.versions["PostgreSQL 14"].startswith("14.") and c.versions["PostgreSQL 15"].startswith("15.")
+    assert sorted((s.round, s.config) for s in c.samples) == [(1, "PostgreSQL 14"), (1, "PostgreSQL 15"),
+                                                             (2, "PostgreSQL 14"), (2, "PostgreSQL 15")]
+    assert {metric for _, metric, *_ in c.changes()} == {"throughput (tps)", "p95 latency", "WAL bytes per transaction"}
+    assert majors.write(c, tmp_path).read_text().startswith("# PostgreSQL 15 against 14")

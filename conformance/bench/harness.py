@@ -102,7 +102,8 @@ class Harness:
         self.configs = [c for c in all_configs if options.configs is None or c.name in options.configs]
         from conformance.pg.binaries import locate
 
-        self.binaries = locate()
+        # The client tools of the server's major (pgbench, pg_test_fsync).
+        self.binaries = getattr(target, "binaries", None) or locate(major=target.pg_major)
 
     def _connect(self, dbname: str = "postgres"):
         return psycopg.connect(**self.target.conninfo("superuser", dbname=dbname), autocommit=True)
@@ -149,7 +150,7 @@ class Harness:
             raise pgbench.PgbenchError(f"pgbench --initialize failed: {proc.stderr.strip().splitlines()[-1:]}")
         measurement.commands.append(" ".join(["pgbench", *argv[1:], pgbench.BENCH_DB]))
 
-    def _one(self, round_index: int, config: Config, workload: pgbench.Workload, seed: int) -> Sample:
+    def sample(self, round_index: int, config: Config, workload: pgbench.Workload, seed: int) -> Sample:
         with self._connect() as conn:
             conn.execute("CHECKPOINT")
             conn.execute("SELECT pg_stat_reset_shared('wal')")
@@ -195,7 +196,7 @@ class Harness:
                             done += 1
                             self.progress(f"run {done}/{total}: round {r + 1}/{self.options.rounds} · {config.name} · "
                                           f"{wl.name} · {self.options.duration} s")
-                            m.samples.append(self._one(r, config, wl, SEED + 1000 * r + w_index))
+                            m.samples.append(self.sample(r, config, wl, SEED + 1000 * r + w_index))
                 # Report the server's settings as the ConfigMap sets them (when that was measured).
                 self.apply(next((c for c in self.configs if c.from_configmap), self.configs[0]))
                 m.settings = self._settings()

@@ -62,9 +62,9 @@ def summarize(samples: list[Sample]) -> list[Summary]:
     return out
 
 
-def paired(samples: list[Sample], config: str, workload: str, value) -> list[float]:
+def paired(samples: list[Sample], config: str, workload: str, value, baseline: str = BASELINE) -> list[float]:
     """Per round: value(config) / value(baseline) - 1, in percent."""
-    base = {s.round: value(s) for s in samples if s.config == BASELINE and s.workload == workload}
+    base = {s.round: value(s) for s in samples if s.config == baseline and s.workload == workload}
     out = []
     for s in samples:
         if s.config == config and s.workload == workload and base.get(s.round):

@@ -18,7 +18,7 @@ from pathlib import Path
 from conformance import manifests as manifest_loader
 from conformance import targets, workload
 from conformance.errors import InputError
-from conformance.live.runner import apply_schema, run_live_on
+from conformance.live.runner import apply_schema, run_live_on, target_options
 from conformance.live.statements import WRITE_PATH
 from conformance.pg.digest import table_digests
 from conformance.plan import FIGURES, SCHEMA_TABLES, figure, targeting
@@ -66,10 +66,8 @@ def manifests_dir(root: Path, major: int) -> Path:
 
 
 def _target(name: str, loaded, major: int, progress):
-    options = {"progress": progress, "keep": False}
-    if major != FIGURES["pg-major"].plan:
-        options["pg_major"] = major
-    return targets.create(name, loaded, **options)
+    chosen = None if major == FIGURES["pg-major"].plan else major
+    return targets.create(name, loaded, **target_options(name, False, True, progress, pg_major=chosen))
 
 
 def _write_rows(target) -> None:

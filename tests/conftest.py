@@ -32,3 +32,15 @@ def images(client):
         builder.build_all(client, manifests.load(ROOT / "manifests"), lambda m: None)
     except EnvironmentProblem as exc:
         pytest.skip(f"stand-in images cannot be built here: {exc}")
+
+
+@pytest.fixture
+def localenv():
+    """localenv's command line in a home of its own, on a free port; stopped and removed after."""
+    from tests.laptop import new_localenv, remove_localenv
+
+    env = new_localenv()
+    try:
+        yield env
+    finally:
+        remove_localenv(env)

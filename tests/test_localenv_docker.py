@@ -14,7 +14,8 @@ from conformance.pg import ports
 from conformance.targets import docker_engine
 from localenv.docker_backend import prefix_for
 from localenv.settings import Settings
-from tests.test_localenv import COUNT, INSERT, Localenv
+from tests.laptop import Localenv
+from tests.test_localenv import COUNT, INSERT
 
 NO_DOCKER = docker_engine.unavailable_reason()
 pytestmark = [pytest.mark.docker, pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")]

@@ -15,7 +15,6 @@ from conformance.pg.binaries import MAJOR_RELEASES
 from conformance.plan import PG_END_OF_LIFE, figure
 from conformance.results import Status
 from tests.project import ROOT
-from tests.test_localenv import localenv  # noqa: F401  (the fixture: a home and a free port of its own)
 
 PLAN_MAJOR = figure("pg-major").expected
 LATER = sorted(m for m in MAJOR_RELEASES if m > PLAN_MAJOR)

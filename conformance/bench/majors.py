@@ -16,7 +16,7 @@ from conformance.bench import pgbench
 from conformance.bench.configs import configurations
 from conformance.bench.harness import SEED, Harness, Measurement, Options, Sample, rotated
 from conformance.bench.stats import paired
-from conformance.live.runner import apply_schema
+from conformance.live.runner import apply_schema, target_options
 from conformance.plan import FIGURES, targeting
 
 
@@ -49,8 +49,9 @@ def compare(manifests_by_major: dict, target_name: str, options: Options, progre
     with ExitStack() as stack:
         harnesses = {}
         for major, loaded in manifests_by_major.items():
-            extra = {} if major == FIGURES["pg-major"].plan else {"pg_major": major}
-            target = stack.enter_context(targets.create(target_name, loaded, progress=progress, keep=False, **extra))
+            chosen = None if major == FIGURES["pg-major"].plan else major
+            target = stack.enter_context(targets.create(
+                target_name, loaded, **target_options(target_name, False, True, progress, pg_major=chosen)))
             apply_schema(target)
             harness = Harness(target, loaded, options, progress)
             stack.callback(harness.restore)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubernetes.utils import parse_quantity
+from conformance.quantity import parse_quantity
 
 from conformance.plan import figure
 from conformance.registry import Skip, live

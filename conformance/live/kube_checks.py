@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from kubernetes.utils import parse_quantity
+from conformance.quantity import parse_quantity
 
 from conformance import workload
 from conformance.plan import figure

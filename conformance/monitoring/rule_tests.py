@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from kubernetes.utils import parse_quantity
+from conformance.quantity import parse_quantity
 
 from conformance import workload
 from conformance.manifests import Manifests

@@ -8,7 +8,7 @@ import shlex
 import zoneinfo
 
 from croniter import croniter
-from kubernetes.utils import parse_quantity
+from conformance.quantity import parse_quantity
 
 from conformance import workload
 from conformance.plan import figure

@@ -3,7 +3,7 @@ with the rest of the manifests."""
 
 from __future__ import annotations
 
-from kubernetes.utils import parse_quantity
+from conformance.quantity import parse_quantity
 
 from conformance import pgconf, workload
 from conformance.plan import (DEV_NAMESPACE_SUFFIX, DEV_ONLY_SETTINGS, POSTGRESQL_CONF, REACHABILITY_CONF,

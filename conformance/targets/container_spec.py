@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kubernetes.utils import parse_quantity
+from conformance.quantity import parse_quantity
 
 from conformance import workload
 from conformance.errors import InputError

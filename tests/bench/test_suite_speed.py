@@ -38,6 +38,18 @@ def test_gate_wall_time(benchmark):
     benchmark.pedantic(_gate, rounds=5, warmup_rounds=1)
 
 
+def _kubernetes_validate_one_version():
+    """The peer: kubernetes-validate --strict of the same manifests for one Kubernetes version."""
+    files = sorted(str(p) for p in (ROOT / "manifests").glob("*.yaml") if p.name != "kustomization.yaml")
+    subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", "-k", "1.30.0", "--quiet",
+                    *files], cwd=ROOT, check=True, capture_output=True)
+
+
+@pytest.mark.benchmark(group="gate")
+def test_kubernetes_validate_one_version_wall_time(benchmark):
+    benchmark.pedantic(_kubernetes_validate_one_version, rounds=5, warmup_rounds=1)
+
+
 @pytest.mark.benchmark(group="gate")
 def test_load_yaml_wall_time(benchmark):
     benchmark.pedantic(_load_yaml_only, rounds=5, warmup_rounds=1)

@@ -142,6 +142,13 @@ _FIGURES = [
     Figure("alert-connections", "8.1", "connection count alert", {"threshold": 80, "for": "0m"}),
     Figure("alert-storage", "8.1", "storage usage alert", {"threshold_pct": 80, "for": "0m"}),
     Figure("alert-slow-query", "8.1", "slow query alert", {"threshold_s": 5, "for": "0m"}),
+    # Backups that stop working are noticed (ours: the plan backs up daily and alarms on none).
+    Figure("alert-backup-storage", "7.1", "backup volume usage alert", None, ours={"threshold_pct": 80, "for": "0m"},
+           reason="a full backup volume makes every later dump fail; the data volume's 80% (8.1) applied to it"),
+    Figure("alert-backup-age", "7.1", "no successful backup for more than a day", None,
+           ours={"threshold_s": 93600, "for": "0m"},
+           reason="the daily dump (7.1) may start up to 1 h late and run up to 1 h: 26 h without a success means "
+                  "a day's backup is missing"),
     # 8.2 probes
     Figure("liveness-initial-delay", "8.2", "liveness initialDelaySeconds", 30),
     Figure("liveness-period", "8.2", "liveness periodSeconds", 10),
@@ -351,6 +358,9 @@ ALERTS = {
     "alert-connections": ("ProductChangeDbConnectionsHigh", ("pg_stat_activity_count",)),
     "alert-storage": ("ProductChangeDbStorageHigh", ("kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes")),
     "alert-slow-query": ("ProductChangeDbSlowQuery", ("pg_stat_activity_max_tx_duration",)),
+    "alert-backup-storage": ("ProductChangeDbBackupStorageHigh", ("kubelet_volume_stats_used_bytes",
+                                                                  "kubelet_volume_stats_capacity_bytes")),
+    "alert-backup-age": ("ProductChangeDbBackupStale", ("kube_cronjob_status_last_successful_time",)),
 }
 
 CLAIMED_GAINS_PCT = {"fsync": 30, "synchronous_commit": 20, "full_page_writes": 15}

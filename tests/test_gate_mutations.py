@@ -62,6 +62,13 @@ MUTATIONS = {
     "plan-8.1-alert-storage": (yaml_set(RULES, "PrometheusRule", R + (3, "expr"),
                                         "max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_used_bytes) / 21474836480 > 0.8"),
                                ["spec.groups[0].rules[3].expr", "lacks kubelet_volume_stats_capacity_bytes"]),
+    "plan-7.1-alert-backup-storage": (lambda p: p.replace(f"manifests/{RULES}", "> 0.8\n          for: 0m\n          labels:\n"
+                                                          "            severity: warning\n            plan: \"7.1\"",
+                                                          "> 0.95\n          for: 0m\n          labels:\n"
+                                                          "            severity: warning\n            plan: \"7.1\""),
+                                      [RULES, "spec.groups[0].rules[5].expr", "expected ... > 0.8", "found ... > 0.95"]),
+    "plan-7.1-alert-backup-age": (yaml_set(RULES, "PrometheusRule", R + (6, "for"), "1h"),
+                                  ["spec.groups[0].rules[6].for", "expected 0m", "found 1h"]),
     "plan-8.1-alert-slow-query": (yaml_set(RULES, "PrometheusRule", R + (4, "labels", "severity"), DELETE),
                                   ["spec.groups[0].rules[4].labels.severity", "expected a severity label", "found none"]),
     "plan-8.1-metrics-sidecar": (yaml_set(STS, "StatefulSet", C1 + ("env", 1, "valueFrom", "secretKeyRef", "key"),

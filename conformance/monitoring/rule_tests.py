@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from conformance.quantity import parse_quantity
 
 from conformance import workload
 from conformance.manifests import Manifests
 from conformance.monitoring.rules import alerts, duration_seconds, expected_threshold, write_rule_file
 from conformance.plan import ALERTS, figure
+from conformance.quantity import parse_quantity
 
 NS = figure("namespace").expected
 POD = f"{figure('name').expected}-0"
@@ -33,8 +33,9 @@ def _series(name: str, labels: dict, value: float, counter_rate: float | None = 
     return {"series": f"{name}{_labels(labels)}", "values": values}
 
 
-def _inputs(key: str, factor: float, claim: str) -> tuple[list[dict], dict]:
-    """Input series putting the alarm's quantity at factor x threshold; the alert's by() labels."""
+def _inputs(key: str, factor: float, claim: str, at_seconds: int = 0) -> tuple[list[dict], dict]:
+    """Input series putting the alarm's quantity at factor x threshold (at at_seconds of the
+    test, for quantities that grow with time); the alert's by() labels."""
     threshold = expected_threshold(key)
     level = threshold * factor
     if key == "alert-cpu":
@@ -46,9 +47,10 @@ def _inputs(key: str, factor: float, claim: str) -> tuple[list[dict], dict]:
         limit = float(parse_quantity(figure("memory-limit").expected))
         return ([_series("container_memory_working_set_bytes", CONTAINER, round(level * limit)),
                  _series("container_spec_memory_limit_bytes", CONTAINER, limit)], {"namespace": NS, "pod": POD})
-    if key == "alert-storage":
-        capacity = float(parse_quantity(figure("data-volume-size").expected))
-        pvc = {"namespace": NS, "persistentvolumeclaim": claim}
+    if key in ("alert-storage", "alert-backup-storage"):
+        size = "data-volume-size" if key == "alert-storage" else "backup-volume-size"
+        capacity = float(parse_quantity(figure(size).expected))
+        pvc = {"namespace": NS, "persistentvolumeclaim": claim if key == "alert-storage" else figure("backup-pvc").expected}
         return ([_series("kubelet_volume_stats_used_bytes", pvc, round(level * capacity)),
                  _series("kubelet_volume_stats_capacity_bytes", pvc, capacity)], pvc)
     if key == "alert-connections":
@@ -57,6 +59,10 @@ def _inputs(key: str, factor: float, claim: str) -> tuple[list[dict], dict]:
         base = {"namespace": NS, "pod": POD, "datname": figure("database").expected}
         return ([_series("pg_stat_activity_count", {**base, "state": "active"}, 1),
                  _series("pg_stat_activity_count", {**base, "state": "idle"}, count - 1)], {"namespace": NS, "pod": POD})
+    if key == "alert-backup-age":
+        # kube-state-metrics: the Unix time of the CronJob's last successful Job
+        job = {"namespace": NS, "cronjob": figure("backup-cronjob").expected}
+        return [_series("kube_cronjob_status_last_successful_time", job, at_seconds - level)], job
     if key == "alert-slow-query":
         base = {"namespace": NS, "pod": POD, "datname": figure("database").expected}
         return ([_series("pg_stat_activity_max_tx_duration", {**base, "state": "active"}, level),
@@ -86,8 +92,8 @@ def tests(manifests: Manifests, rule_file: str) -> dict:
         # holds from minute 5 of the series.
         start = 5 if key == "alert-cpu" else 0
         fires_at, quiet_at = int(start + wait + 2), int(start + wait - 1)
-        over, by = _inputs(key, 1 + MARGIN, claim)
-        under, _ = _inputs(key, 1 - MARGIN, claim)
+        over, by = _inputs(key, 1 + MARGIN, claim, fires_at * 60)
+        under, _ = _inputs(key, 1 - MARGIN, claim, fires_at * 60)
         labels = {**by, **{k: str(v) for k, v in (rule.get("labels") or {}).items()}, "alertname": alert}
         expected = [{"exp_labels": {k: v for k, v in labels.items() if k != "alertname"},
                      "exp_annotations": _annotations(rule, labels)}]

@@ -17,7 +17,7 @@ from conformance.live.context import LiveContext
 from conformance.live.runner import apply_schema, load_checks, run_checks, run_live
 from conformance.results import Status
 from conformance.targets.native import NativeTarget
-from tests.project import ROOT, ProjectCopy
+from tests.project import DELETE, ROOT, ProjectCopy
 
 pytestmark = pytest.mark.live
 
@@ -26,6 +26,7 @@ load_checks()
 LIVE_IDS = sorted(cid for cid, check in registry.LIVE.items()
                   if check.func.__module__ in ("conformance.live.checks", "conformance.live.schema_checks",
                                                "conformance.live.privilege_checks", "conformance.live.tuning_checks",
+                                               "conformance.live.fault_checks",
                                                "conformance.live.metrics_checks"))
 KUBE_IDS = sorted(set(registry.LIVE) - set(LIVE_IDS))
 
@@ -159,6 +160,14 @@ LIVE_MUTATIONS = {
     "live-14.2-comments": (_sql("sql/02-schema.sql", "COMMENT ON COLUMN product_change.pc_kos_integration_log.retry_count "
                                 "IS 'Retries made';\n", ""),
                            ["sql/02-schema.sql", "table pc_kos_integration_log", "column retry_count comment", "found none"]),
+    # Without the durable commit; the WAL writer's pause at its maximum makes the loss certain.
+    "live-12.1-init-survives-a-kill": (lambda p: (p.set("postgresql-product-change-schema-init-job.yaml", "Job",
+                                                        C0 + ("env", 4), DELETE),
+                                                  p.conf("synchronous_commit = off",
+                                                         "synchronous_commit = off\nwal_writer_delay = 10000")),
+                                       ["postgresql-product-change-schema-init-job.yaml",
+                                        "Job/postgresql-product-change-schema-init", "its work after a server kill",
+                                        "found 0 tables and 0 rows: lost with the server"]),
     "live-4.2-logging": (lambda p: p.conf("log_connections = on", "log_connections = off"),
                          ["server log", "connection (log_connections)", "found none"]),
 }

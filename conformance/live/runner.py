@@ -12,7 +12,8 @@ from conformance.results import Result, Status
 
 def load_checks() -> None:
     from conformance.live import (  # noqa: F401  (register on import)
-        checks, container_checks, kube_checks, metrics_checks, privilege_checks, schema_checks, tuning_checks)
+        checks, container_checks, fault_checks, kube_checks, metrics_checks, privilege_checks, schema_checks,
+        tuning_checks)
 
 
 def apply_schema(target) -> None:

@@ -105,6 +105,13 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def start_server(self) -> None: ...
 
+    def kill_server(self) -> None:
+        """SIGKILL the server and all its processes at once, as an OOM kill of the container
+        does; the node (and its page cache) stays. start_server() brings it back."""
+        from conformance.registry import Skip
+
+        raise Skip(f"the {self.name} target cannot kill its server")
+
     @abc.abstractmethod
     def log_files(self) -> dict[str, str]:
         """Server log files (name -> text) written by the logging collector."""

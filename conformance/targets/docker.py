@@ -334,6 +334,10 @@ class DockerTarget(Target):
     def stop_server(self) -> None:
         self._container.stop(timeout=timeouts.CONTAINER_STOP)
 
+    def kill_server(self) -> None:
+        self._container.kill()  # SIGKILL to the container: every process in it at once
+        self._container.wait(timeout=timeouts.CONTAINER_STOP)
+
     def start_server(self) -> None:
         self._container.start()
         self._start_sidecars()

@@ -190,6 +190,25 @@ class NativeTarget(Target):
     def stop_server(self) -> None:
         self.server.stop()
 
+    def kill_server(self) -> None:
+        import psutil
+
+        pid = self.server.postmaster_pid()
+        if pid is None:
+            return
+        try:
+            postmaster = psutil.Process(pid)
+            processes = [postmaster, *postmaster.children()]
+        except psutil.NoSuchProcess:
+            return
+        for proc in processes:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(processes, timeout=30)
+        self.server.clear_stale_pidfile()  # what the next start finds, as after a crash
+
     def metrics_url(self) -> str:
         """The sidecar run as a local process: Debian's postgres_exporter, the sidecar's env."""
         from conformance.targets.exporter import LocalExporter

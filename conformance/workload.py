@@ -79,6 +79,11 @@ def pod_spec(obj: K8sObject) -> dict:
     return obj.get(POD_SPEC[obj.kind]) or {}
 
 
+def pod_spec_labels(obj: K8sObject) -> dict:
+    """The labels of the pods a workload makes (its pod template's)."""
+    return obj.get(POD_SPEC[obj.kind][:-1] + ("metadata", "labels")) or {}
+
+
 def resolve_env(manifests: Manifests, obj: K8sObject, spec: dict) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in spec.get("env") or []:

@@ -18,6 +18,7 @@ CRON = "postgresql-product-change-backup-cronjob.yaml"
 SECRET = "postgresql-product-change-secret.yaml"
 PVC = "postgresql-product-change-backup-pvc.yaml"
 NETPOL = "postgresql-product-change-networkpolicy.yaml"
+JOBS_NETPOL = "postgresql-product-change-jobs-networkpolicy.yaml"
 SC = "managed-standard-storageclass.yaml"
 C0 = ("spec", "template", "spec", "containers", 0)
 POD = ("spec", "template", "spec")
@@ -172,6 +173,10 @@ MUTATIONS = {
     "plan-6.1-schema-init-durable": (lambda p: p.replace(f"manifests/{JOB}", "synchronous_commit=on", "synchronous_commit=off"),
                                      [JOB, "Job/postgresql-product-change-schema-init", "containers[0].env[4].value",
                                       "expected PGOPTIONS=-c synchronous_commit=on", "found synchronous_commit=off"]),
+    "plan-9.1-job-network-policy": (yaml_set(JOBS_NETPOL, "NetworkPolicy", ("spec", "podSelector"), {}),
+                                    [JOBS_NETPOL, "NetworkPolicy/postgresql-product-change-jobs", "spec.podSelector",
+                                     "expected app=postgresql-product-change in matchLabels: our pods only",
+                                     "found every pod of the namespace"]),
     "plan-7.1-backup-script": (lambda p: p.replace(f"manifests/{CRON}", "set -euo pipefail\n", "\n"),
                                [CRON, "command", "set -euo pipefail", "no errexit/pipefail"]),
     "plan-7.1-backup-retention": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 7, "value"), "8"),
@@ -289,6 +294,29 @@ def test_init_session_commit_spellings(project, pgoptions, passes):
     else:
         project.set(JOB, "Job", env + ("value",), pgoptions)
     assert (run_gate(project)["plan-6.1-schema-init-durable"].status is Status.PASSED) == passes
+
+
+def test_the_metrics_sidecar_needs_its_readiness_probe(project):
+    project.set(STS, "StatefulSet", C1 + ("readinessProbe",), DELETE)
+    result = run_gate(project)["plan-8.1-metrics-sidecar"]
+    assert result.status is Status.FAILED
+    assert "containers[1].readinessProbe: plan-8.1-metrics-sidecar (plan 8.1): expected an HTTP probe of the metrics port, found none" \
+        in "\n".join(result.lines())
+
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (yaml_set(CRON, "CronJob", CRON_POD[:-1] + ("metadata", "labels", "job-type"), DELETE),
+     "CronJob/postgresql-product-change-backup spec.jobTemplate.spec.template.metadata.labels: "
+     "plan-9.1-job-network-policy (plan 9.1): expected its pods selected by a NetworkPolicy"),
+    (yaml_set(JOBS_NETPOL, "NetworkPolicy", ("spec", "egress", 1, "to", 0, "namespaceSelector"), DELETE),
+     "spec.egress[1]: plan-9.1-job-network-policy (plan 9.1): expected egress only to the database on 5432"),
+    (yaml_set(JOBS_NETPOL, "NetworkPolicy", ("spec", "ingress"), [{"from": [{"podSelector": {}}]}]),
+     "spec.ingress: plan-9.1-job-network-policy (plan 9.1): expected no ingress to a Job pod"),
+])
+def test_job_pods_are_isolated(project, mutate, fragment):
+    mutate(project)
+    result = run_gate(project)["plan-9.1-job-network-policy"]
+    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
 
 
 def test_registry_ids_carry_their_section():

@@ -75,6 +75,9 @@ def metrics_sidecar(ctx):
     ports = [p.get("containerPort") for p in sidecar.spec.get("ports") or []]
     if figure("metrics-port").expected not in ports:
         yield ctx.finding(db.owner, sidecar.path + ("ports",), [figure("metrics-port").expected], ports)
+    for probe in ("livenessProbe", "readinessProbe"):
+        if not sidecar.spec.get(probe):
+            yield ctx.finding(db.owner, sidecar.path + (probe,), "an HTTP probe of the metrics port", "none")
     resources = sidecar.spec.get("resources") or {}
     for part in ("requests", "limits"):
         for res in ("cpu", "memory"):

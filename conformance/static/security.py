@@ -82,9 +82,27 @@ def resources(ctx):
                     yield ctx.finding(obj, path + ("resources", kind, name), "a value", None)
 
 
+def _selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels and matchExpressions) selects these labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) \
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def _database_labels(ctx) -> dict:
+    return workload.pod_spec_labels(workload.database(ctx.manifests).owner)
+
+
 @static("plan-9.1-network-policy", "9.1", "only pods of phonebill-dev may reach port 5432")
 def network_policy(ctx):
-    policies = ctx.manifests.of_kind("NetworkPolicy")
+    # The policies of the database pod; the Job pods' policy is plan-9.1-job-network-policy's.
+    policies = [p for p in ctx.manifests.of_kind("NetworkPolicy")
+                if _selects(p.get(("spec", "podSelector")) or {}, _database_labels(ctx))]
     if not policies:
         yield ctx.finding(None, (), "a NetworkPolicy (plan 9.1 lists one)", "none")
         return
@@ -116,3 +134,43 @@ def network_policy(ctx):
                     yield ctx.finding(pol, ("spec", "ingress", i, "from", j), f"pods of {namespace} only", src)
             if ports != [figure("port").expected]:
                 yield ctx.finding(pol, ("spec", "ingress", i, "ports"), [figure("port").expected], ports)
+
+
+DNS_PORT = 53
+
+
+@static("plan-9.1-job-network-policy", "9.1", "the Job pods: no ingress; egress only to the database's port and DNS; "
+        "no other service's pods selected")
+def job_network_policy(ctx):
+    database = _database_labels(ctx)
+    policies = ctx.manifests.of_kind("NetworkPolicy")
+    for obj in ctx.manifests.objects:
+        if obj.kind not in ("Job", "CronJob"):
+            continue
+        labels = workload.pod_spec_labels(obj)
+        path = workload.POD_SPEC[obj.kind][:-1] + ("metadata", "labels")
+        isolating = [p for p in policies if _selects(p.get(("spec", "podSelector")) or {}, labels)
+                     and {"Ingress", "Egress"} <= set(p.get(("spec", "policyTypes")) or [])]
+        if not isolating:
+            yield ctx.finding(obj, path, "its pods selected by a NetworkPolicy with Ingress and Egress (plan 9.1)",
+                              "none selects them")
+        for pol in isolating:
+            if pol.get(("spec", "ingress")):
+                yield ctx.finding(pol, ("spec", "ingress"), "no ingress to a Job pod", pol.get(("spec", "ingress")))
+            for i, rule in enumerate(pol.get(("spec", "egress")) or []):
+                ports = sorted((p.get("protocol", "TCP"), p.get("port")) for p in rule.get("ports") or [])
+                targets = rule.get("to") or []
+                to_database = ports == [("TCP", figure("port").expected)] and targets and all(
+                    set(t) == {"podSelector"} and _selects(t["podSelector"], database) for t in targets)
+                to_dns = ports and {port for _, port in ports} == {DNS_PORT} and targets and all(
+                    (t.get("namespaceSelector") or {}).get("matchLabels") == {"kubernetes.io/metadata.name": "kube-system"}
+                    for t in targets)
+                if not (to_database or to_dns):
+                    yield ctx.finding(pol, ("spec", "egress", i), f"egress only to the database on {figure('port').expected} "
+                                      "or to kube-system's DNS on 53", rule)
+    ours = figure("labels").expected["app"]
+    for pol in policies:
+        selector = pol.get(("spec", "podSelector")) or {}
+        if (selector.get("matchLabels") or {}).get("app") != ours:
+            yield ctx.finding(pol, ("spec", "podSelector"), f"app={ours} in matchLabels: our pods only "
+                              "(phonebill-dev is shared)", selector or "every pod of the namespace")

@@ -40,8 +40,11 @@ def test_every_alarm_has_a_generated_test_pair():
     assert cpu_over["alert_rule_test"][1]["exp_alerts"][0]["exp_labels"]["severity"] == "warning"
 
 
-def test_rules_pass_their_promtool_tests(promtool, tmp_path):
-    proc = rule_tests.run(manifests.load(ROOT / "manifests"), promtool, tmp_path)
+@pytest.mark.parametrize("folder", ["manifests", "upgrade/pg18"])
+def test_rules_pass_their_promtool_tests(promtool, tmp_path, folder):
+    """Also for the upgraded StatefulSet, whose data claim is postgresql-data-pg18-…: the
+    storage alarm must still see it."""
+    proc = rule_tests.run(manifests.load(ROOT / folder), promtool, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 

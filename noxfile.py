@@ -1,4 +1,4 @@
-"""Sessions: tests (default), gate, conformance, docker, images, kind, cluster, localenv, rules, schema, bench."""
+"""Sessions: tests (default), gate, policy, conformance, docker, images, kind, cluster, localenv, rules, schema, bench."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite (static gate, live native checks, unit tests)."""
-    _install(session)
+    _install(session, "test,policy")
     session.run("pytest", *session.posargs)
 
 
@@ -46,6 +46,13 @@ def gate(session: nox.Session) -> None:
     """Check manifests/ against the plan, without a cluster."""
     _install(session)
     session.run("python", "-m", "conformance", "check", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def policy(session: nox.Session) -> None:
+    """Run checkov (pinned, offline) on the rendered manifests: 0 failed, every skip explained."""
+    _install(session, "policy")
+    session.run("python", "-m", "conformance", "policy", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,4 +1,4 @@
-"""python -m conformance check | run | bench | rules | images | schema-configmap
+"""python -m conformance check | run | policy | bench | rules | images | schema-configmap
 
 Exit codes: 0 all checks pass, 1 a check failed, 2 the input or the environment cannot be used.
 """
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pg-major", type=major_argument, default=None,
                      help="PostgreSQL N (14 to 18) instead of the plan's 14: native runs it; docker and "
                           "cluster check manifests that target it (upgrade/pgN)")
+    policy = sub.add_parser("policy", help="checkov's Kubernetes checks on the rendered manifests: 0 failed, "
+                                           "every skip with its reason")
+    policy.add_argument("--manifests", type=Path, default=_default_manifests())
+    policy.add_argument("--checkov", default=None, help="the checkov program (default: beside this Python, else PATH)")
+    policy.add_argument("--format", choices=("text", "json"), default="text")
+    policy.add_argument("-v", "--verbose", action="store_true", help="also list the skipped checks and their reasons")
     bench = sub.add_parser("bench", help="measure what the dev tuning (plan 12.1) buys, side by side on one server")
     bench.add_argument("--manifests", type=Path, default=_default_manifests())
     bench.add_argument("--target", choices=("native", "docker", "kind"), default="native")
@@ -143,6 +149,24 @@ def cmd_run(args) -> int:
                        pg_major=args.pg_major)
     return _report(args, results, {"what": f"live ({args.target})", "target": args.target,
                                    "manifests": str(args.manifests), "verbose": args.verbose, "notes": notes})
+
+
+def cmd_policy(args) -> int:
+    from conformance import manifests, policy
+
+    loaded = manifests.load(args.manifests)
+    checkov = policy.find_checkov(args.checkov)
+    results, version = policy.run(loaded, checkov)
+    if args.format == "json":
+        sys.stdout.write(policy.as_json(results, version) + "\n")
+    else:
+        for r in results:
+            if r.status == "failed" or (args.verbose and r.status == "skipped"):
+                print(r.line_text())
+        print(policy.summary(results, version))
+        if version != policy.CHECKOV_VERSION:
+            print(f"note: checkov {version}; the project pins {policy.CHECKOV_VERSION} (nox -s policy installs it)")
+    return 1 if any(r.status == "failed" for r in results) else 0
 
 
 def cmd_bench(args) -> int:
@@ -276,7 +300,7 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    commands = {"check": cmd_check, "run": cmd_run, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
+    commands = {"check": cmd_check, "run": cmd_run, "policy": cmd_policy, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
                 "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays,
                 "upgrade-rehearsal": cmd_upgrade_rehearsal}
     try:

@@ -176,7 +176,10 @@ def _validate_object(obj: K8sObject, line: int) -> None:
                 ) from None
 
 
-COMPONENTS = ("monitoring",)
+# Folders of manifests/ applied on their own: shared/ (the namespace and StorageClass other
+# services share, out of the default kustomization so that deleting ours cannot remove them)
+# and monitoring/ (needs the Prometheus Operator's CRD).
+COMPONENTS = ("shared", "monitoring")
 # What the built-in overlay renderer applies (the gate needs no kubectl): a base directory,
 # the images transformer and JSON 6902 patches, as upgrade/pgNN/ use them.
 OVERLAY_FIELDS = {"apiVersion", "kind", "resources", "images", "patches"}
@@ -243,8 +246,8 @@ def load(root: Path | str) -> Manifests:
     if not names:
         raise InputError(f"{root}: no manifests (no *.yaml files and no {KUSTOMIZATION} resources)")
 
-    # Optional components applied on their own (kubectl apply -k manifests/monitoring/): the
-    # gate checks them too, under their relative file names.
+    # Components applied on their own (kubectl apply -k manifests/shared/, manifests/monitoring/):
+    # the gate checks them too, under their relative file names.
     for component in COMPONENTS:
         cpath = root / component / KUSTOMIZATION
         if cpath.exists():

@@ -1,5 +1,6 @@
 """The containers of the manifests as something a target can run: env resolved from the
-Secret, scripts and probe commands as written, mounts with their sources."""
+Secret, the files of the Secret volumes they mount, scripts and probe commands as written,
+mounts with their sources."""
 
 from __future__ import annotations
 
@@ -26,11 +27,41 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class SecretFile:
+    secret: str
+    key: str
+    value: str | None = field(repr=False)  # None: the Secret or its key is missing
+
+
+@dataclass(frozen=True)
 class Container:
     owner: K8sObject
     index: int
     spec: dict = field(repr=False)
-    env: dict = field(repr=False)  # resolved values: may hold passwords, never print it
+    env: dict = field(repr=False)  # the environment it gets (secretKeyRef resolved): never print it
+    # container path -> the Secret key behind it, for every file of the Secret volumes it mounts
+    files: dict = field(default_factory=dict, repr=False)
+
+    def value(self, name: str) -> str | None:
+        """A setting as the program sees it: NAME from the environment, or else the content of
+        the Secret file that NAME_FILE names (the official image's and postgres_exporter's
+        convention, which our scripts follow too)."""
+        if name in self.env:
+            return self.env[name]
+        file = self.files.get(self.env.get(f"{name}_FILE", ""))
+        return file.value if file is not None else None
+
+    def secret_source(self, name: str) -> tuple[tuple, str | None, str | None] | None:
+        """Where NAME comes from in the Secret: (manifest path of its env entry, Secret, key),
+        through a secretKeyRef or a NAME_FILE into a Secret volume; None when from neither."""
+        for i, item in enumerate(self.spec.get("env") or []):
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if item.get("name") == name and ref:
+                return self.path + ("env", i, "valueFrom", "secretKeyRef", "key"), ref.get("name"), ref.get("key")
+            if item.get("name") == f"{name}_FILE" and item.get("value") in self.files:
+                file = self.files[item["value"]]
+                return self.path + ("env", i, "value"), file.secret, file.key
+        return None
 
     @property
     def name(self) -> str:
@@ -107,9 +138,39 @@ def resolve_env(manifests: Manifests, obj: K8sObject, spec: dict) -> dict[str, s
     return env
 
 
+def secret_items(volume: dict) -> list[tuple[str, str]]:
+    """(key, relative path) of the files a Secret volume holds: its items, else every key."""
+    source = volume.get("secret") or {}
+    if source.get("items"):
+        return [(i.get("key"), i.get("path")) for i in source["items"]]
+    return []
+
+
+def secret_files(manifests: Manifests, obj: K8sObject, spec: dict) -> dict[str, SecretFile]:
+    """The files a container sees from the Secret volumes it mounts: container path -> SecretFile."""
+    volumes = {v.get("name"): v for v in pod_spec(obj).get("volumes") or []}
+    out: dict[str, SecretFile] = {}
+    for m in spec.get("volumeMounts") or []:
+        volume = volumes.get(m.get("name")) or {}
+        name = (volume.get("secret") or {}).get("secretName")
+        if name is None:
+            continue
+        items = secret_items(volume)
+        if not items:  # no items: every key of the Secret, each a file named after it
+            secret = manifests.find("Secret", name)
+            keys = list((secret.get(("data",)) or {}) if secret else {}) + \
+                list((secret.get(("stringData",)) or {}) if secret else {})
+            items = [(k, k) for k in keys]
+        base = str(m.get("mountPath", "")).rstrip("/")
+        for key, rel in items:
+            out[f"{base}/{rel}"] = SecretFile(name, key, manifests.secret_value(name, key))
+    return out
+
+
 def containers(manifests: Manifests, obj: K8sObject) -> list[Container]:
     specs = pod_spec(obj).get("containers") or []
-    return [Container(obj, i, s, resolve_env(manifests, obj, s)) for i, s in enumerate(specs)]
+    return [Container(obj, i, s, resolve_env(manifests, obj, s), secret_files(manifests, obj, s))
+            for i, s in enumerate(specs)]
 
 
 def _one(manifests: Manifests, kind: str, key: str, container: str | None = None) -> Container:

@@ -79,7 +79,7 @@ def upgrade(backend, to: int) -> Upgraded:
         old_server = Server(old.binaries, old_data, old.run_dir, old.server.run_as)
         new = backend.opened(pg_major=to)
         new.initialize(_same_checksums(old_server, new.binaries.major))
-        superuser = new.db.env["POSTGRES_USER"]
+        superuser = new.db.value("POSTGRES_USER")
         pair = (ports.free_port(), ports.free_port())
         backend.progress(f"pg_upgrade --check {from_major} -> {to}")
         new.server.upgrade_from(old_server, superuser, check=True, ports=pair)

@@ -55,6 +55,14 @@ class ProjectCopy:
         new_lines = indent.join(new.splitlines())
         self.replace("manifests/postgresql-product-change-config.yaml", f"{indent}{old}\n", f"{indent}{new_lines}\n")
 
+    def unshare(self, relpath: str) -> None:
+        """Move a file of manifests/shared/ back into manifests/'s own kustomization (the layout
+        in which `kubectl delete -k manifests/` deletes it)."""
+        name = Path(relpath).name
+        shutil.move(self.manifests / relpath, self.manifests / name)
+        self.replace(f"manifests/{Path(relpath).parent}/kustomization.yaml", f"  - {name}\n", "")
+        self.replace("manifests/kustomization.yaml", "resources:\n", f"resources:\n  - {name}\n")
+
     @staticmethod
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()

@@ -185,3 +185,36 @@ def test_a_dead_owners_label_is_swept_and_a_live_ones_is_not():
     assert not docker_janitor.alive(f"{os.uname().nodename}/{dead.pid}/{time.time():.0f}")
     assert docker_janitor.alive(docker_janitor.owner())
     assert docker_janitor.alive("another-host/1/1"), "another machine's run is not ours to judge"
+
+
+@pytest.mark.usefixtures("images")
+@pytest.mark.docker
+@pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")
+def test_no_password_in_any_containers_environment(client, tmp_path):
+    """docker inspect of the pod's containers and of the Job's and CronJob's: the passwords
+    reach them as files only; the backup, reading them, still works."""
+    from conformance import workload
+    from conformance.targets.base import ACCOUNT_KEYS, account
+    from conformance.targets.docker import LABEL, DockerTarget
+
+    m = manifests.load(ROOT / "manifests")
+    passwords = [account(m, role).password for role in ACCOUNT_KEYS]
+    envs: dict[str, list[str]] = {}
+    with DockerTarget(m, workdir=tmp_path / "work") as target:
+        for c in client.containers.list(filters={"label": f"{LABEL}={target.prefix}"}):
+            envs[c.name] = client.api.inspect_container(c.id)["Config"]["Env"]
+        assert len(envs) == 2, f"the database and the exporter: {sorted(envs)}"
+        for container in (workload.schema_init(m), workload.backup(m)):
+            spec = target.script_spec(container)
+            run = client.containers.create(**target._create_kwargs(spec), network=target.network_name)
+            try:
+                envs[container.owner.ref] = client.api.inspect_container(run.id)["Config"]["Env"]
+            finally:
+                run.remove(force=True)
+        for container in (workload.schema_init(m), workload.backup(m)):  # the accounts, then a dump as the admin
+            proc = target.run_script(container)
+            assert proc.returncode == 0, f"{container.owner.ref}: {proc.stderr[-500:]}"
+    assert len(envs) == 4
+    leaks = [f"{name}: {entry.split('=')[0]}" for name, env in envs.items() for entry in env
+             if any(p in entry for p in passwords)]
+    assert leaks == [], "passwords in a container's environment (names only shown)"

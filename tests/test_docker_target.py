@@ -36,7 +36,14 @@ def test_db_container_is_the_statefulsets(target, tmp_path):
     assert spec.image == "postgres:14.23-bookworm"
     assert spec.entrypoint is None, "the image's entrypoint runs, as in the pod"
     assert spec.command == ("-c", "config_file=/etc/postgresql/postgresql.conf")
-    assert spec.env["POSTGRES_USER"] == "postgres" and spec.env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert spec.env["POSTGRES_USER_FILE"] == "/run/secrets/postgresql/superuser-username"
+    assert spec.env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert not any(k in spec.env for k in ("POSTGRES_USER", "POSTGRES_PASSWORD")), "credentials are files"
+    secrets = spec.mount_at("/run/secrets/postgresql")
+    assert (secrets.kind, secrets.read_only, secrets.source) == ("bind", True, str(tmp_path / "secrets" / "superuser-credentials"))
+    folder = tmp_path / "secrets" / "superuser-credentials"
+    assert sorted(p.name for p in folder.iterdir()) == ["superuser-password", "superuser-username"]
+    assert (folder / "superuser-username").read_text() == "postgres", "the Secret's value, as the kubelet writes it"
     assert spec.user == "999:999" and spec.group_add == ("999",)
     assert spec.mem_limit == 2 * GiB and spec.nano_cpus == 1_000_000_000
     assert spec.read_only and spec.cap_drop == ("ALL",) and spec.security_opt == ("no-new-privileges:true",)
@@ -190,7 +197,8 @@ def test_only_ephemeral_runs_are_left_to_the_reaper(tmp_path):
 def test_sidecars_join_the_database_containers_network(target):
     (exporter,) = target.sidecar_specs()
     assert exporter.image == "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
-    assert exporter.env["DATA_SOURCE_USER"] == "product_change_readonly", "the read-only account, from the Secret"
+    assert exporter.env["DATA_SOURCE_USER_FILE"] == "/run/secrets/postgres-exporter/readonly-username"
+    assert exporter.mount_at("/run/secrets/postgres-exporter").read_only, "the read-only account's keys, as files"
     assert exporter.user == "65534:65534" and exporter.read_only and exporter.mem_limit == 128 * 1024**2
     assert target.port_binding()["9187/tcp"] == ("127.0.0.1", None), "published by the pod's network owner"
     from docker.models.containers import _create_container_args

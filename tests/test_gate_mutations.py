@@ -19,7 +19,8 @@ SECRET = "postgresql-product-change-secret.yaml"
 PVC = "postgresql-product-change-backup-pvc.yaml"
 NETPOL = "postgresql-product-change-networkpolicy.yaml"
 JOBS_NETPOL = "postgresql-product-change-jobs-networkpolicy.yaml"
-SC = "managed-standard-storageclass.yaml"
+SC = "shared/managed-standard-storageclass.yaml"
+NS = "shared/phonebill-dev-namespace.yaml"
 C0 = ("spec", "template", "spec", "containers", 0)
 POD = ("spec", "template", "spec")
 CRON_POD = ("spec", "jobTemplate", "spec", "template", "spec")
@@ -72,9 +73,9 @@ MUTATIONS = {
                                   ["spec.groups[0].rules[6].for", "expected 0m", "found 1h"]),
     "plan-8.1-alert-slow-query": (yaml_set(RULES, "PrometheusRule", R + (4, "labels", "severity"), DELETE),
                                   ["spec.groups[0].rules[4].labels.severity", "expected a severity label", "found none"]),
-    "plan-8.1-metrics-sidecar": (yaml_set(STS, "StatefulSet", C1 + ("env", 1, "valueFrom", "secretKeyRef", "key"),
+    "plan-8.1-metrics-sidecar": (yaml_set(STS, "StatefulSet", POD + ("volumes", 5, "secret", "items", 0, "key"),
                                           "superuser-username"),
-                                 [STS, "containers[1].env", "expected DATA_SOURCE_USER from Secret key readonly-username",
+                                 [STS, "containers[1].env[1].value", "expected DATA_SOURCE_USER from Secret key readonly-username",
                                   "found DATA_SOURCE_USER from superuser-username"]),
     "plan-8.1-rules-valid": (yaml_set(RULES, "PrometheusRule", R + (0, "expr"), "sum(rate(x[5m]) > 0.8"),
                              [RULES, "PrometheusRule/postgresql-product-change", "plan-8.1-rules-valid",
@@ -106,8 +107,9 @@ MUTATIONS = {
                           [STS, "containers[0].image", "can no longer be pulled", "found bitnami/postgresql:14"]),
     "plan-5.1-labels": (yaml_set(STS, "StatefulSet", ("metadata", "labels", "tier"), "db"),
                         ["metadata.labels.tier", "expected database", "found db"]),
-    "plan-5.1-bootstrap-user": (yaml_set(STS, "StatefulSet", C0 + ("env", 1, "valueFrom", "secretKeyRef", "key"), "username"),
-                                ["env[1].valueFrom.secretKeyRef.key", "expected superuser-username", "found username"]),
+    "plan-5.1-bootstrap-user": (yaml_set(STS, "StatefulSet", POD + ("volumes", 4, "secret", "items", 0, "key"), "username"),
+                                ["containers[0].env[1].value", "expected POSTGRES_USER from Secret key superuser-username",
+                                 "found from key username"]),
     "plan-5.1-pgdata": (yaml_set(STS, "StatefulSet", C0 + ("env", 3, "value"), "/var/lib/postgresql/data"),
                         ["PGDATA=/var/lib/postgresql/data/pgdata", "found PGDATA=/var/lib/postgresql/data"]),
     "plan-5.3-config-mount": (yaml_set(STS, "StatefulSet", C0 + ("args",), ["-c", "config_file=/etc/postgresql/other.conf"]),
@@ -133,7 +135,7 @@ MUTATIONS = {
                                ["readinessProbe.exec.command", "the server's port 5432", "-p 5433"]),
     "plan-7.1-backup-schedule": (yaml_set(CRON, "CronJob", ("spec", "schedule"), "0 3 * * *"),
                                  [CRON, "CronJob/postgresql-product-change-backup", "spec.schedule", "'0 2 * * *'", "found 0 3 * * *"]),
-    "plan-7.2-backup-pvc": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 6, "value"), "/var/backup"),
+    "plan-7.2-backup-pvc": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 7, "value"), "/var/backup"),
                             ["BACKUP_DIR=/backup", "BACKUP_DIR=/var/backup"]),
     "plan-5-k8s-schema": (yaml_set(STS, "StatefulSet", C0 + ("resourcez",), {}),
                           [STS, "valid for Kubernetes 1.30 (strict)", "resourcez"]),
@@ -162,8 +164,29 @@ MUTATIONS = {
                               ["spec.serviceName", "expected postgresql-product-change-headless"]),
     "plan-5.2-service-ports": (yaml_set(SVC, "Service", ("spec", "ports", 0, "targetPort"), 5433),
                                [SVC, "spec.ports[0].targetPort", "a container port", "found 5433"]),
-    "plan-5.4-secret-refs": (yaml_set(JOB, "Job", C0 + ("env", 5, "valueFrom", "secretKeyRef", "key"), "pass"),
-                             [JOB, "env[5].valueFrom.secretKeyRef.key", "a key of Secret/postgresql-product-change-secret", "found pass"]),
+    "plan-5.4-secret-refs": (yaml_set(JOB, "Job", POD + ("volumes", 1, "secret", "items", 2, "key"), "pass"),
+                             [JOB, "volumes[1].secret.items[2].key", "a key of Secret/postgresql-product-change-secret", "found pass"]),
+    "plan-5.4-secrets-as-files": (yaml_set(STS, "StatefulSet", C0 + ("env", 2), {
+                                      "name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {
+                                          "name": "postgresql-product-change-secret", "key": "superuser-password"}}}),
+                                  [STS, "StatefulSet/postgresql-product-change", "containers[0].env[2].valueFrom.secretKeyRef",
+                                   "expected POSTGRES_PASSWORD_FILE naming a file of a Secret volume",
+                                   "found POSTGRES_PASSWORD from Secret key superuser-password"]),
+    "plan-9.1-pod-security-restricted": (yaml_set(JOB, "Job", POD + ("hostNetwork",), True),
+                                         [JOB, "Job/postgresql-product-change-schema-init", "spec.template.spec.hostNetwork",
+                                          "(Pod Security restricted)", "found True"]),
+    "plan-9.1-pod-security-labels": (yaml_set(NS, "Namespace", ("metadata", "labels", "pod-security.kubernetes.io/warn"),
+                                              "baseline"),
+                                     [NS, "Namespace/phonebill-dev", "metadata.labels.pod-security.kubernetes.io/warn",
+                                      "expected restricted", "found baseline"]),
+    "plan-10.2-shared-apart": (lambda p: p.unshare(NS),
+                               ["kustomization.yaml", "resources[", "Namespace/phonebill-dev in manifests/shared/",
+                                "found phonebill-dev-namespace.yaml listed"]),
+    "plan-14.3-policy-skips-explained": (lambda p: p.replace("docs/deviations.md", "with no bot here to bump it",
+                                                             "with no bot to bump it"),
+                                         [STS, "metadata.annotations.checkov.io/skip1",
+                                          "expected its reason in docs/deviations.md, word for word",
+                                          "CKV_K8S_43"]),
     "plan-5.3-configmap-refs": (yaml_set(STS, "StatefulSet", POD + ("volumes", 0, "configMap", "items", 0, "key"), "pg.conf"),
                                 ["volumes[0].configMap.items[0].key", "postgresql.conf", "found pg.conf"]),
     "plan-5.1-volume-refs": (yaml_set(CRON, "CronJob", CRON_POD + ("volumes", 0, "persistentVolumeClaim", "claimName"), "nope"),
@@ -179,9 +202,9 @@ MUTATIONS = {
                                      "found every pod of the namespace"]),
     "plan-7.1-backup-script": (lambda p: p.replace(f"manifests/{CRON}", "set -euo pipefail\n", "\n"),
                                [CRON, "command", "set -euo pipefail", "no errexit/pipefail"]),
-    "plan-7.1-backup-retention": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 7, "value"), "8"),
+    "plan-7.1-backup-retention": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 8, "value"), "8"),
                                   ["RETENTION_DAYS=7", "RETENTION_DAYS=8"]),
-    "plan-9.1-role-separation": (yaml_set(CRON, "CronJob", CRON_C0 + ("env", 4, "valueFrom", "secretKeyRef", "key"), "username"),
+    "plan-9.1-role-separation": (yaml_set(CRON, "CronJob", CRON_POD + ("volumes", 1, "secret", "items", 0, "key"), "username"),
                                  ["the admin (owner of every object)", "PGUSER=product_change_app"]),
     "plan-9.1-non-root": (yaml_set(JOB, "Job", C0 + ("securityContext", "runAsNonRoot"), False),
                           [JOB, "securityContext.runAsNonRoot", "expected True", "found False"]),
@@ -337,3 +360,61 @@ def test_rules_outside_manifests_kustomization_are_still_gated(project):
     loaded = manifests.load(project.manifests)
     assert loaded.find("PrometheusRule").file == RULES
     assert "monitoring" not in (loaded.kustomization.get("resources") or [])
+
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (yaml_set(JOB, "Job", POD + ("volumes", 1, "secret", "defaultMode"), 0o444),
+     "spec.template.spec.volumes[1].secret.defaultMode: plan-5.4-secrets-as-files (plan 5.4): expected no access for "
+     "other users (0440: owner root, group fsGroup), found 0o444"),
+    (yaml_set(CRON, "CronJob", CRON_POD + ("volumes", 2, "emptyDir", "medium"), DELETE),
+     "env[6].value: plan-5.4-secrets-as-files (plan 5.4): expected a pgpass on an emptyDir of medium Memory "
+     "(a password must not reach the node's disk), found /run/pgpass/pgpass on an emptyDir on the node's disk"),
+    (yaml_set(STS, "StatefulSet", C1 + ("env", 2, "value"), "/run/secrets/postgres-exporter/password"),
+     "containers[1].env[2].value: plan-5.4-secrets-as-files (plan 5.4): expected a file of a Secret volume this "
+     "container mounts, found /run/secrets/postgres-exporter/password (no such file"),
+    (yaml_set(STS, "StatefulSet", C0 + ("volumeMounts", 5, "readOnly"), False),
+     "containers[0].volumeMounts[5].readOnly: plan-5.4-secrets-as-files (plan 5.4): expected True, found False"),
+    (yaml_set(JOB, "Job", C0 + ("env", 0, "value"), "dev_admin_password_2025"),
+     "env[0].value: plan-5.4-secrets-as-files (plan 5.4): expected no password written into the manifest, "
+     "found PGHOST holds the Secret's admin-password value"),
+])
+def test_secrets_stay_files(project, mutate, fragment):
+    mutate(project)
+    result = run_gate(project)["plan-5.4-secrets-as-files"]
+    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
+    assert "dev_admin_password_2025" not in "\n".join(result.lines()), "a finding never shows a password"
+
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (yaml_set(STS, "StatefulSet", C1 + ("securityContext", "privileged"), True),
+     "containers[1].securityContext.privileged: plan-9.1-pod-security-restricted (plan 9.1): expected false or unset"),
+    (yaml_set(CRON, "CronJob", CRON_POD + ("volumes", 0), {"name": "backup-volume", "hostPath": {"path": "/srv"}}),
+     "volumes[0].hostPath: plan-9.1-pod-security-restricted (plan 9.1): expected a volume of type configMap"),
+    (yaml_set(JOB, "Job", C0 + ("securityContext", "capabilities", "add"), ["SYS_ADMIN"]),
+     "containers[0].securityContext.capabilities.add: plan-9.1-pod-security-restricted (plan 9.1): expected nothing "
+     "but NET_BIND_SERVICE (Pod Security restricted), found ['SYS_ADMIN']"),
+    (yaml_set(STS, "StatefulSet", POD + ("securityContext", "seccompProfile", "type"), "Unconfined"),
+     "spec.template.spec.securityContext.seccompProfile.type: plan-9.1-pod-security-restricted (plan 9.1): expected "
+     "RuntimeDefault or Localhost (Pod Security restricted), found Unconfined"),
+    (yaml_set(STS, "StatefulSet", C0 + ("ports", 0, "hostPort"), 5432),
+     "containers[0].ports[0].hostPort: plan-9.1-pod-security-restricted (plan 9.1): expected unset or 0"),
+])
+def test_pod_security_restricted_names_the_field(project, mutate, fragment):
+    mutate(project)
+    result = run_gate(project)["plan-9.1-pod-security-restricted"]
+    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
+
+
+def test_enforcing_pod_security_on_the_shared_namespace_fails(project):
+    project.set(NS, "Namespace", ("metadata", "labels", "pod-security.kubernetes.io/enforce"), "restricted")
+    result = run_gate(project)["plan-9.1-pod-security-labels"]
+    assert result.status is Status.FAILED
+    assert "expected no enforce label (the namespace is shared" in "\n".join(result.lines())
+
+
+@pytest.mark.parametrize("value", ["CKV_K8S_43", "CKV_K8S_43=", "CKV_K8S_43=a=b", "digest=pinned by tag"])
+def test_a_malformed_policy_skip_fails(project, value):
+    project.set(STS, "StatefulSet", ("metadata", "annotations", "checkov.io/skip1"), value)
+    result = run_gate(project)["plan-14.3-policy-skips-explained"]
+    assert result.status is Status.FAILED
+    assert "expected CKV_<ID>=<one-line reason> (one '=')" in "\n".join(result.lines())

@@ -48,8 +48,9 @@ def _render(directory) -> list[dict]:
 def test_overlay_changes_only_the_storage_class(tmp_path):
     target = KindTarget(M, manifests_dir=ROOT / "manifests", workdir=tmp_path)
     shimmed = {(d["kind"], d["metadata"]["name"]): d for d in _render(target.overlay_dir())}
-    original = {(d["kind"], d["metadata"]["name"]): d for d in _render(ROOT / "manifests")}
-    assert shimmed.keys() == original.keys()
+    original = {(d["kind"], d["metadata"]["name"]): d
+                for folder in (ROOT / "manifests" / "shared", ROOT / "manifests") for d in _render(folder)}
+    assert shimmed.keys() == original.keys(), "manifests/ and manifests/shared/ (applied first on a real cluster)"
     sc_key = ("StorageClass", "managed-standard")
     sc = shimmed.pop(sc_key)
     assert sc["provisioner"] == "rancher.io/local-path" and "parameters" not in sc and sc["reclaimPolicy"] == "Delete"
@@ -84,9 +85,9 @@ def test_job_runs_the_container_as_defined_with_overrides():
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["PGPASSWORD"] == {"name": "PGPASSWORD", "value": "wrong"}, "the secretKeyRef entry is replaced"
+    assert env["PGPASSWORD"] == {"name": "PGPASSWORD", "value": "wrong"}, "an override is added"
     assert [e["name"] for e in container["env"]].count("PGPASSWORD") == 1
-    assert env["PGUSER"]["valueFrom"]["secretKeyRef"]["key"] == "admin-username", "other entries stay as written"
+    assert env["PGUSER_FILE"]["value"] == "/run/secrets/postgresql/admin-username", "other entries stay as written"
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/backup")
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["hostPath"] == {"path": "/var/local-path-provisioner/x", "type": "Directory"}

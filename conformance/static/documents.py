@@ -55,3 +55,27 @@ def deviations_recorded(ctx):
     for key, fig in FIGURES.items():
         if fig.deviates and f"`{key}`" not in text:
             yield ctx.finding(None, (), f"an entry for `{key}` (plan {fig.section}: {fig.title})", "none", file=str(path))
+
+
+SKIP_ANNOTATION = "checkov.io/skip"
+
+
+@static("plan-14.3-policy-skips-explained", "14.3",
+        "every checkov check skipped in a manifest says why, and docs/deviations.md says the same",
+        checklist=("14.3-docs",))
+def policy_skips_explained(ctx):
+    """checkov reads `checkov.io/skipN: CKV_ID=reason` (split on "=": a second one breaks its
+    parser); a reason that is not in deviations.md is an exception nobody reviewed."""
+    path = ctx.docs_dir / DEVIATIONS_FILE
+    text = " ".join(path.read_text(encoding="utf-8").split()) if path.exists() else ""
+    for obj in ctx.manifests.objects:
+        for key, value in (obj.get(("metadata", "annotations")) or {}).items():
+            if not key.startswith(SKIP_ANNOTATION):
+                continue
+            where = ("metadata", "annotations", key)
+            check_id, sep, reason = str(value).partition("=")
+            if not sep or not re.fullmatch(r"CKV2?_[A-Z0-9]+_\d+", check_id.strip()) or not reason.strip() or "=" in reason:
+                yield ctx.finding(obj, where, "CKV_<ID>=<one-line reason> (one '=')", value)
+            elif " ".join(reason.split()) not in text:
+                yield ctx.finding(obj, where, f"its reason in docs/{DEVIATIONS_FILE}, word for word",
+                                  f"{check_id.strip()}: \"{reason.strip()}\" is not there")

@@ -207,15 +207,13 @@ def labels(ctx):
 def bootstrap_user(ctx):
     c = workload.database(ctx.manifests)
     key = figure("bootstrap-user-key").expected
-    for i, env in enumerate(c.spec.get("env") or []):
-        if env.get("name") == "POSTGRES_USER":
-            ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
-            if ref.get("key") != key:
-                yield ctx.finding(c.owner, c.path + ("env", i, "valueFrom", "secretKeyRef", "key"), key, ref.get("key"))
+    source = c.secret_source("POSTGRES_USER")  # a secretKeyRef or POSTGRES_USER_FILE into a Secret volume
+    if source is not None and source[2] != key:
+        yield ctx.finding(c.owner, source[0], f"POSTGRES_USER from Secret key {key}", f"from key {source[2]}")
     for account in ("account-app", "account-admin", "account-readonly"):
-        if c.env.get("POSTGRES_USER") == figure(account).expected:
+        if c.value("POSTGRES_USER") == figure(account).expected:
             yield ctx.finding(c.owner, c.path + ("env",), "a bootstrap superuser apart from the plan 9.2 accounts",
-                              f"POSTGRES_USER={c.env.get('POSTGRES_USER')}")
+                              f"POSTGRES_USER={c.value('POSTGRES_USER')}")
 
 
 @static("plan-5.1-pgdata", "5.1", "PGDATA is a subdirectory of the data volume")

@@ -66,12 +66,12 @@ def metrics_sidecar(ctx):
         return
     if sidecar.image != figure("metrics-exporter").expected:
         yield ctx.finding(db.owner, sidecar.path + ("image",), figure("metrics-exporter").expected, sidecar.image)
-    refs = {e.get("name"): ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("key")
-            for e in sidecar.spec.get("env") or []}
     for var, key in READONLY_KEYS.items():
-        if refs.get(var) != key:
-            yield ctx.finding(db.owner, sidecar.path + ("env",), f"{var} from Secret key {key} (the read-only account)",
-                              f"{var} from {refs.get(var) or 'no Secret key'}")
+        source = sidecar.secret_source(var)  # a secretKeyRef or a VAR_FILE into a Secret volume
+        if source is None or source[2] != key:
+            yield ctx.finding(db.owner, source[0] if source else sidecar.path + ("env",),
+                              f"{var} from Secret key {key} (the read-only account)",
+                              f"{var} from {source[2] if source else 'no Secret key'}")
     ports = [p.get("containerPort") for p in sidecar.spec.get("ports") or []]
     if figure("metrics-port").expected not in ports:
         yield ctx.finding(db.owner, sidecar.path + ("ports",), [figure("metrics-port").expected], ports)

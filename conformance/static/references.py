@@ -46,6 +46,22 @@ def install_files(ctx):
             yield Finding(str(ctx.manifests.root), "-", "-", f"file {name}", "missing")
 
 
+SHARED_KINDS = ("Namespace", "StorageClass")
+
+
+@static("plan-10.2-shared-apart", "10.2", "what other services share (the namespace, the StorageClass) is applied on "
+        "its own, out of manifests/'s kustomization")
+def shared_apart(ctx):
+    """`kubectl delete -k manifests/` deletes every object the kustomization lists: listing the
+    Namespace there would delete every other service of phonebill-dev with it."""
+    listed = list((ctx.manifests.kustomization or {}).get("resources") or [])
+    for obj in ctx.manifests.objects:
+        if obj.kind in SHARED_KINDS and obj.file in listed:
+            yield Finding(KUSTOMIZATION, "Kustomization", f"resources[{listed.index(obj.file)}]",
+                          f"{obj.ref} in manifests/shared/, applied on its own (`kubectl delete -k manifests/` "
+                          "must not delete what other services share)", f"{obj.file} listed", line=None)
+
+
 @static("plan-2.1-namespace", "2.1", "every object lives in namespace phonebill-dev, which is created")
 def namespaces(ctx):
     expected = figure("namespace").expected
@@ -134,7 +150,11 @@ def _env_refs(ctx):
                             yield obj, base + (ref_kind,), ref_kind, ref
 
 
-@static("plan-5.4-secret-refs", "5.4", "every secretKeyRef names an existing Secret and key",
+def _secret_keys(secret) -> set[str]:
+    return set(secret.get(("data",)) or {}) | set(secret.get(("stringData",)) or {})
+
+
+@static("plan-5.4-secret-refs", "5.4", "every secretKeyRef and Secret volume names an existing Secret and key",
         checklist=("14.1-secret-configmap",))
 def secret_refs(ctx):
     for obj, path, ref_kind, ref in _env_refs(ctx):
@@ -144,9 +164,25 @@ def secret_refs(ctx):
         if secret is None:
             yield ctx.finding(obj, path + ("name",), "an existing Secret", ref.get("name"))
             continue
-        keys = set(secret.get(("data",)) or {}) | set(secret.get(("stringData",)) or {})
+        keys = _secret_keys(secret)
         if ref.get("key") not in keys:
             yield ctx.finding(obj, path + ("key",), f"a key of {secret.ref} ({', '.join(sorted(keys))})", ref.get("key"))
+    # A Secret volume with a missing Secret or key keeps the pod in ContainerCreating.
+    for obj in _workloads(ctx):
+        for vi, vol in enumerate(workload.pod_spec(obj).get("volumes") or []):
+            ref = vol.get("secret")
+            if not ref:
+                continue
+            base = workload.POD_SPEC[obj.kind] + ("volumes", vi, "secret")
+            secret = ctx.manifests.find("Secret", ref.get("secretName"))
+            if secret is None:
+                yield ctx.finding(obj, base + ("secretName",), "an existing Secret", ref.get("secretName"))
+                continue
+            keys = _secret_keys(secret)
+            for ii, item in enumerate(ref.get("items") or []):
+                if item.get("key") not in keys:
+                    yield ctx.finding(obj, base + ("items", ii, "key"), f"a key of {secret.ref} ({', '.join(sorted(keys))})",
+                                      item.get("key"))
 
 
 @static("plan-5.3-configmap-refs", "5.3", "every ConfigMap volume and key reference exists",

@@ -159,10 +159,11 @@ def backup_retention(ctx):
 @static("plan-9.1-role-separation", "9.1", "Jobs connect as the least account that can do their work")
 def role_separation(ctx):
     backup = workload.backup(ctx.manifests)
-    if backup.env.get("PGUSER") in (figure("account-app").expected, figure("account-readonly").expected):
+    user = backup.value("PGUSER")  # PGUSER, or the Secret file PGUSER_FILE names
+    if user in (figure("account-app").expected, figure("account-readonly").expected):
         yield ctx.finding(backup.owner, backup.path + ("env",), "the admin (owner of every object) for pg_dump",
-                          f"PGUSER={backup.env.get('PGUSER')}")
+                          f"PGUSER={user}")
     db = workload.database(ctx.manifests)
-    if backup.env.get("PGUSER") == db.env.get("POSTGRES_USER"):
+    if user is None or user == db.value("POSTGRES_USER"):
         yield ctx.finding(backup.owner, backup.path + ("env",), "not the bootstrap superuser",
-                          f"PGUSER={backup.env.get('PGUSER')}")
+                          f"PGUSER={user}" if user else "no PGUSER (libpq would use the OS user)")

@@ -11,6 +11,7 @@ Kubernetes -> Docker:
   allowPrivilegeEscalation: false         security_opt no-new-privileges
   capabilities drop / add                 cap_drop / cap_add
   configMap volume                        bind mount of a host directory holding its files
+  secret volume                           the same, read-only, files of group fsGroup and defaultMode
   PVC / volumeClaimTemplate               a named Docker volume, or a host directory
   emptyDir                                tmpfs, mode 1777 (an emptyDir is world-writable)
   emptyDir medium Memory at /dev/shm      shm_size = sizeLimit
@@ -123,7 +124,7 @@ def container_spec(container: workload.Container, name: str, sources: dict[str, 
                              f"volume {m.volume!r} mounted at {m.path}")
         source = sources[m.volume]
         kind = "bind" if source.startswith("/") else "volume"
-        read_only = bool(m.read_only) or "configMap" in src
+        read_only = bool(m.read_only) or "configMap" in src or "secret" in src  # the kubelet mounts both read-only
         mounts.append(Mount(m.path, source, kind, read_only))
     caps = ctr_sc.get("capabilities") or {}
     security_opt = ("no-new-privileges:true",) if ctr_sc.get("allowPrivilegeEscalation") is False else ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import io
+import os
 import secrets
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ from conformance.errors import EnvironmentProblem
 from conformance.manifests import Manifests
 from conformance.pg import ports
 from conformance.plan import figure
-from conformance.targets import configmaps, docker_engine, docker_janitor
+from conformance.targets import configmaps, docker_engine, docker_janitor, secret_volumes
 from conformance.targets.base import Target
 from conformance.targets.container_spec import ContainerSpec, container_spec
 from conformance.targets.waiting import wait_until
@@ -104,6 +105,23 @@ class DockerTarget(Target):
 
         return {**create_labels("", labels), docker_janitor.LABEL_OWNER: self._owner}
 
+    def secret_dir(self, volume: str) -> Path:
+        return self.workdir / "secrets" / volume
+
+    def _secret_sources(self, container: workload.Container, prefix: str = "") -> dict[str, str]:
+        """Write the Secret volumes container mounts as host folders (for a bind mount): the
+        kubelet's group (fsGroup) and mode where we may set them, else readable by the
+        container's user whoever it is."""
+        fs_group = workload.pod_spec(container.owner).get("securityContext", {}).get("fsGroup")
+        sources = {}
+        for mount in container.mounts():
+            if mount.source.get("secret"):
+                folder = self.secret_dir(prefix + mount.volume)
+                secret_volumes.materialize(container, mount, folder, fs_group=fs_group,
+                                           others_read=os.geteuid() != 0)
+                sources[mount.volume] = str(folder)
+        return sources
+
     def db_spec(self) -> ContainerSpec:
         sources: dict[str, str] = {}
         claims = set(self.claims())
@@ -112,6 +130,7 @@ class DockerTarget(Target):
                 sources[mount.volume] = str(self.config_dir(mount.volume))
             elif mount.volume in claims or mount.source.get("persistentVolumeClaim") is not None:
                 sources[mount.volume] = self.volume_name(mount.volume)
+        sources.update(self._secret_sources(self.db))
         return container_spec(self.db, self.container_name, sources, labels=self.labels())
 
     def script_spec(self, container: workload.Container, env: dict | None = None,
@@ -123,6 +142,7 @@ class DockerTarget(Target):
                 sources[mount.volume] = str(self.sql_dir)
             elif mount.source.get("persistentVolumeClaim") is not None:
                 sources[mount.volume] = str(self.backup_dir)
+        sources.update(self._secret_sources(container, prefix=f"{container.owner.name}-"))
         for path, local in (mounts or {}).items():
             if path not in by_path:
                 raise ValueError(f"{container.owner.ref} container {container.name} mounts nothing at {path}")
@@ -140,7 +160,8 @@ class DockerTarget(Target):
     def sidecar_specs(self) -> list[ContainerSpec]:
         """The pod's other containers; they join the database container's network namespace,
         as containers of one pod share one, so 127.0.0.1:5432 is the server for them too."""
-        return [container_spec(c, f"{self.prefix}-{c.name}", {}, labels=self.labels()) for c in self.sidecars()]
+        return [container_spec(c, f"{self.prefix}-{c.name}", self._secret_sources(c), labels=self.labels())
+                for c in self.sidecars()]
 
     def port_binding(self) -> dict:
         """Published on loopback only: the dev passwords must not reach the LAN. The sidecars'

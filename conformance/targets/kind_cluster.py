@@ -19,6 +19,7 @@ NODE_IMAGE = "kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a
 NODE_STORAGE = "/var/local-path-provisioner"
 KIND_PROVISIONER = "rancher.io/local-path"
 DEFAULT_CLUSTER = "pc-conformance"
+SHARED = "shared"  # manifests/shared/: what other services share, applied on its own
 
 
 def cluster_config(storage_root: Path) -> dict:
@@ -47,13 +48,14 @@ def storage_class_patch(storage_class: dict) -> dict:
 
 
 def overlay(manifests_dir: Path, overlay_dir: Path, storage_classes: list[dict]) -> Path:
-    """Write a kustomization that applies manifests/ with the StorageClass patch; return it."""
+    """Write a kustomization that applies manifests/shared/ (the namespace and StorageClass,
+    applied first on a real cluster) and manifests/ with the StorageClass patch; return it."""
     overlay_dir.mkdir(parents=True, exist_ok=True)
-    relative = Path(_relpath(manifests_dir.absolute(), overlay_dir.absolute()))
+    folders = [manifests_dir / SHARED] if (manifests_dir / SHARED / "kustomization.yaml").exists() else []
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [str(relative)],
+        "resources": [_relpath(f.absolute(), overlay_dir.absolute()) for f in folders + [manifests_dir]],
         "patches": [storage_class_patch(sc) for sc in storage_classes],
     }
     path = overlay_dir / "kustomization.yaml"

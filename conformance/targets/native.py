@@ -17,13 +17,13 @@ import psycopg
 from psycopg import sql
 
 from conformance import workload
-from conformance.errors import EnvironmentProblem
+from conformance.errors import EnvironmentProblem, InputError
 from conformance.manifests import Manifests
 from conformance.pg import ports
 from conformance.pg.binaries import Binaries, locate
 from conformance.pg.server import RunAs, Server, ServerError
 from conformance.plan import figure
-from conformance.targets import configmaps
+from conformance.targets import configmaps, secret_volumes
 from conformance.targets.base import Target
 from conformance.targets.mapping import LOCAL_HOST, LocalMapping
 
@@ -74,15 +74,22 @@ class NativeTarget(Target):
     def run_dir(self) -> Path:
         return self.workdir / "run"
 
+    def _pod(self) -> list[workload.Container]:
+        """The database container and its sidecars: one pod, one set of volumes."""
+        return workload.containers(self.manifests, self.db.owner)
+
     def _mapping(self, port: int) -> LocalMapping:
         paths: dict[str, Path] = {}
-        for mount in self.db.mounts():
-            if mount.source.get("persistentVolumeClaim") is not None or mount.volume in workload.claim_templates(self.db.owner):
-                paths[mount.path] = self.volume_dir
-            elif mount.source.get("configMap"):
-                paths[mount.path] = self.workdir / "config" / mount.volume
-            else:
-                paths[mount.path] = self.workdir / "emptydir" / mount.volume
+        for container in self._pod():
+            for mount in container.mounts():
+                if mount.source.get("persistentVolumeClaim") is not None or mount.volume in workload.claim_templates(self.db.owner):
+                    paths[mount.path] = self.volume_dir
+                elif mount.source.get("configMap"):
+                    paths[mount.path] = self.workdir / "config" / mount.volume
+                elif mount.source.get("secret"):
+                    paths[mount.path] = self.workdir / "secrets" / mount.volume
+                else:
+                    paths[mount.path] = self.workdir / "emptydir" / mount.volume
         return LocalMapping(port=port, bindir=self.binaries.bindir, paths=paths)
 
     def _make_workdir(self) -> None:
@@ -100,9 +107,12 @@ class NativeTarget(Target):
             path.mkdir(exist_ok=True)
             path.chmod(0o700)
         run_as.give(self.volume_dir)
-        for mount in self.db.mounts():
-            if mount.source.get("configMap"):
-                configmaps.materialize(self.manifests, mount, self.mapping.paths[mount.path])
+        for container in self._pod():
+            for mount in container.mounts():
+                if mount.source.get("configMap"):
+                    configmaps.materialize(self.manifests, mount, self.mapping.paths[mount.path])
+                elif mount.source.get("secret"):
+                    secret_volumes.materialize(container, mount, self.mapping.paths[mount.path])
         configmaps.write_schema_sql(self.manifests, self.sql_dir)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -162,9 +172,12 @@ class NativeTarget(Target):
             self._initdb(extra_initdb_args)
 
     def _initdb(self, extra_args: tuple[str, ...] = ()) -> None:
-        env = self.db.env
-        self.server.initdb(env["POSTGRES_USER"], env["POSTGRES_PASSWORD"],
-                           shlex.split(env.get("POSTGRES_INITDB_ARGS", "")) + list(extra_args))
+        # As the image's entrypoint: POSTGRES_USER / POSTGRES_PASSWORD, or their _FILE variants.
+        user, password = self.db.value("POSTGRES_USER"), self.db.value("POSTGRES_PASSWORD")
+        if not user or password is None:
+            raise InputError(f"{self.db.owner.file}: {self.db.owner.ref} container {self.db.name}: no POSTGRES_USER "
+                             "and POSTGRES_PASSWORD (or their _FILE variants) the Secret resolves")
+        self.server.initdb(user, password, shlex.split(self.db.env.get("POSTGRES_INITDB_ARGS", "")) + list(extra_args))
         with open(self.server.datadir / "pg_hba.conf", "a", encoding="utf-8") as hba:
             hba.write(f"\n{IMAGE_HBA_RULE}\n")
 
@@ -254,6 +267,14 @@ class NativeTarget(Target):
                 paths[mount.path] = self.backup_dir
             elif mount.source.get("configMap"):
                 paths[mount.path] = self.sql_dir
+            elif mount.source.get("secret"):
+                paths[mount.path] = secret_volumes.materialize(
+                    container, mount, self.workdir / "secrets" / f"{container.owner.name}-{mount.volume}")
+            elif "emptyDir" in mount.source:
+                local = self.workdir / "emptydir" / f"{container.owner.name}-{mount.volume}"
+                local.mkdir(parents=True, exist_ok=True)
+                local.chmod(0o700)
+                paths[mount.path] = local
         paths.update(mounts or {})
         return LocalMapping(self.port, self.binaries.bindir, paths)
 

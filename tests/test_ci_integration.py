@@ -45,14 +45,17 @@ def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
 def test_workflow_runs_the_three_jobs_with_timeouts_and_the_pinned_kind():
     flow = yaml.safe_load(WORKFLOW.read_text())
     jobs = flow["jobs"]
-    assert set(jobs) == {"gate", "native", "kind"}
+    assert set(jobs) == {"gate", "policy", "native", "kind"}
     assert all(job.get("timeout-minutes") for job in jobs.values())
     assert flow["env"]["KIND_VERSION"] == kind_cluster.KIND_VERSION
     assert flow["env"]["KIND_NODE_IMAGE"] == kind_cluster.NODE_IMAGE
     runs = {name: " ".join(step.get("run", "") for step in job["steps"]) for name, job in jobs.items()}
     assert "check --format github --junit reports/gate.xml --summary \"$GITHUB_STEP_SUMMARY\"" in runs["gate"]
     assert "--target native" in runs["native"] and "--target kind" in runs["kind"]
+    assert '".[policy]"' in runs["policy"] and "conformance policy" in runs["policy"]
     for name, job in jobs.items():
+        if name == "policy":
+            continue  # no report file: its output is the log
         uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
         assert uploads and uploads[0].get("if") == "always()", f"job {name} keeps its JUnit report"
     assert flow[True]["pull_request"]["paths"][:4] == ["manifests/**", "upgrade/**", "sql/**", "conformance/**"]

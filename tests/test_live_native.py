@@ -124,7 +124,7 @@ LIVE_MUTATIONS = {
                                  [CRON, "restored rows"]),
     "live-7.1-backup-failure-keeps-old": (lambda p: p.replace(f"manifests/{CRON}", "set -euo pipefail\n", "\n"),
                                           [CRON, "exit code with a wrong password", "found 0"]),
-    "live-7.1-backup-retention": (_yaml(CRON, "CronJob", ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0, "env", 7, "value"), "8"),
+    "live-7.1-backup-retention": (_yaml(CRON, "CronJob", ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0, "env", 8, "value"), "8"),
                                   [CRON, "retention", "'kept'"]),
     "live-12.1-dev-tuning": (lambda p: p.conf("full_page_writes = off", "full_page_writes = on"),
                              ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",

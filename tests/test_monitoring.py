@@ -90,9 +90,11 @@ def test_sidecar_runs_locally_with_the_pods_addresses_mapped():
     loaded = manifests.load(ROOT / "manifests")
     container = workload.metrics_sidecar(loaded)
     mapping = LocalMapping(port=54321, bindir=Path("/pg/bin"))
+    mapping = LocalMapping(port=54321, bindir=Path("/pg/bin"), paths={"/run/secrets/postgres-exporter": Path("/w/s")})
     env = mapping.env(container.env)
     assert env["DATA_SOURCE_URI"] == "127.0.0.1:54321/product_change_db?sslmode=disable"
-    assert env["DATA_SOURCE_USER"] == "product_change_readonly"
+    assert env["DATA_SOURCE_USER_FILE"] == "/w/s/readonly-username", "the Secret's file, where the target wrote it"
+    assert container.value("DATA_SOURCE_USER") == "product_change_readonly"
     assert local_argv("/x/exporter", container, "127.0.0.1:40000") == ["/x/exporter", "--web.listen-address=127.0.0.1:40000"]
     assert workload.database(loaded).name == "postgresql", "the database stays the pod's first container"
 

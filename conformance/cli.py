@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "majors) from the plan data")
     overlays.add_argument("--manifests", type=Path, default=_default_manifests())
     overlays.add_argument("--check", action="store_true", help="exit 1 when a file differs, change nothing")
+    checksum = sub.add_parser("config-checksum", help="rewrite the StatefulSet's checksum/config annotation from the "
+                                                      "config ConfigMap (a postgresql.conf edit then restarts the pod)")
+    checksum.add_argument("--manifests", type=Path, default=_default_manifests())
+    checksum.add_argument("--check", action="store_true", help="exit 1 when the annotation is out of date, change nothing")
     gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
     gen.add_argument("--manifests", type=Path, default=_default_manifests())
     gen.add_argument("--sql", type=Path, default=None)
@@ -279,6 +283,23 @@ def cmd_upgrade_overlays(args) -> int:
     return 0
 
 
+def cmd_config_checksum(args) -> int:
+    from conformance import config_checksum, manifests
+
+    loaded = manifests.load(args.manifests)
+    sts, carried, wanted = config_checksum.current(loaded)
+    if carried == wanted:
+        print(f"{sts.file}: {config_checksum.ANNOTATION} is up to date")
+        return 0
+    if args.check:
+        print(f"{sts.file}: {config_checksum.ANNOTATION} is {carried}, the ConfigMap's content is {wanted}: "
+              "run python -m conformance config-checksum")
+        return 1
+    config_checksum.write(loaded)
+    print(f"{sts.file}: {config_checksum.ANNOTATION} set to {wanted} (the pod restarts when this is applied)")
+    return 0
+
+
 def cmd_schema_configmap(args) -> int:
     from conformance import schema_configmap
 
@@ -302,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     commands = {"check": cmd_check, "run": cmd_run, "policy": cmd_policy, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
                 "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays,
-                "upgrade-rehearsal": cmd_upgrade_rehearsal}
+                "upgrade-rehearsal": cmd_upgrade_rehearsal,
+                "config-checksum": cmd_config_checksum}
     try:
         return commands[args.command](args)
     except (InputError, EnvironmentProblem) as exc:

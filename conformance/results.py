@@ -1,4 +1,5 @@
-"""Results of checks: each Passed, Failed, Error (the check itself could not run) or Skipped."""
+"""Results of checks: each Passed, Failed, Error (the check itself could not run), Skipped, or
+Warned (a change the gate lets through but users must know of, such as a restart)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ class Status(str, Enum):
     FAILED = "failed"
     ERROR = "error"
     SKIPPED = "skipped"
+    WARNED = "warned"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,20 @@ class Finding:
     def where(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
 
+    def describe(self) -> str:
+        return f"expected {self.expected}, found {self.found}"
+
+
+@dataclass(frozen=True)
+class ChangeFinding(Finding):
+    """What applying a change does (check --base): found is the change (base -> now), expected
+    is its consequence, remedy what to do about it."""
+
+    remedy: str = ""
+
+    def describe(self) -> str:
+        return f"{self.found}: {self.expected}" + (f"; remedy: {self.remedy}" if self.remedy else "")
+
 
 @dataclass
 class Result:
@@ -41,10 +57,11 @@ class Result:
 
     def lines(self) -> list[str]:
         """One line per finding: file:line object field: check (plan section): expected, found."""
-        if self.status is Status.FAILED:
+        if self.status in (Status.FAILED, Status.WARNED):
+            warned = "warning: " if self.status is Status.WARNED else ""
             return [": ".join(part for part in (f.where(), " ".join(p for p in (f.obj, f.path) if p != "-"),
                                                 f"{self.check_id} (plan {self.section})") if part)
-                    + f": expected {f.expected}, found {f.found}" for f in self.findings]
+                    + f": {warned}{f.describe()}" for f in self.findings]
         if self.status is Status.ERROR:
             return [f"{self.check_id} (plan {self.section}): error: {self.message}"]
         return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import gate, manifests, registry, tools
+from conformance import config_checksum, gate, manifests, registry, tools
 from conformance.plan import POSTGRESQL_CONF
 from conformance.results import Status
 from conformance.static import load_all
@@ -182,6 +182,20 @@ MUTATIONS = {
     "plan-10.2-shared-apart": (lambda p: p.unshare(NS),
                                ["kustomization.yaml", "resources[", "Namespace/phonebill-dev in manifests/shared/",
                                 "found phonebill-dev-namespace.yaml listed"]),
+    "plan-3.2-access-modes": (yaml_set(PVC, "PersistentVolumeClaim", ("spec", "accessModes"), ["ReadWriteMany"]),
+                              [PVC, "PersistentVolumeClaim/postgresql-product-change-backup-pvc", "spec.accessModes",
+                               "expected [ReadWriteOnce] (Azure Disk offers no other", "found ['ReadWriteMany']"]),
+    "plan-9.1-database-can-write": (yaml_set(STS, "StatefulSet", POD + ("securityContext", "fsGroup"), DELETE),
+                                    [STS, "spec.template.spec.securityContext.fsGroup", "expected 999 (the disk's root",
+                                     "found nothing"]),
+    "plan-3.2-data-kept-on-delete": (yaml_set(SC, "StorageClass", ("reclaimPolicy",), "Delete"),
+                                     [SC, "StorageClass/managed-standard", "reclaimPolicy", "expected Retain", "found Delete"]),
+    "plan-12.1-clean-shutdown": (yaml_set(STS, "StatefulSet", POD + ("terminationGracePeriodSeconds",), 10),
+                                 [STS, "spec.template.spec.terminationGracePeriodSeconds", "expected at least 60 s",
+                                  "found 10 s"]),
+    "plan-5.3-config-checksum": (conf("work_mem = 4MB", "work_mem = 8MB"),
+                                 [STS, "spec.template.metadata.annotations.checksum/config", "expected sha256:",
+                                  "run `python -m conformance config-checksum`", "found sha256:"]),
     "plan-14.3-policy-skips-explained": (lambda p: p.replace("docs/deviations.md", "with no bot here to bump it",
                                                              "with no bot to bump it"),
                                          [STS, "metadata.annotations.checkov.io/skip1",
@@ -290,6 +304,7 @@ def test_gate_passes_on_the_real_manifests(project):
 ])
 def test_equivalent_spellings_pass(project, old, new):
     project.conf(old, new)
+    config_checksum.write(manifests.load(project.manifests))  # what the user runs after an edit
     results = run_gate(project)
     assert all(r.status is not Status.FAILED for r in results.values()), \
         [line for r in results.values() for line in r.lines()]
@@ -418,3 +433,31 @@ def test_a_malformed_policy_skip_fails(project, value):
     result = run_gate(project)["plan-14.3-policy-skips-explained"]
     assert result.status is Status.FAILED
     assert "expected CKV_<ID>=<one-line reason> (one '=')" in "\n".join(result.lines())
+
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (yaml_set(STS, "StatefulSet", C0 + ("volumeMounts", 2), {"name": "run", "mountPath": "/var/run/pg"}),
+     "containers[0].volumeMounts: plan-9.1-database-can-write (plan 9.1): expected /var/run/postgresql (the socket "
+     "directory) on a writable volume"),
+    (yaml_set(STS, "StatefulSet", C0 + ("securityContext", "runAsUser"), 1001),
+     "containers[0].securityContext.runAsUser: plan-9.1-database-can-write (plan 9.1): expected 999"),
+    (yaml_set(STS, "StatefulSet", C0 + ("volumeMounts", 0, "readOnly"), True),
+     "expected /var/lib/postgresql/data/pgdata (PGDATA) on a writable volume"),
+])
+def test_the_database_can_write_where_postgresql_writes(project, mutate, fragment):
+    mutate(project)
+    result = run_gate(project)["plan-9.1-database-can-write"]
+    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
+
+
+def test_config_checksum_command_updates_the_annotation(project):
+    import subprocess
+    import sys
+
+    project.conf("work_mem = 4MB", "work_mem = 8MB")
+    argv = [sys.executable, "-m", "conformance", "config-checksum", "--manifests", str(project.manifests)]
+    check = subprocess.run([*argv, "--check"], capture_output=True, text=True, check=False)
+    assert check.returncode == 1 and "run python -m conformance config-checksum" in check.stdout
+    assert subprocess.run(argv, capture_output=True, text=True, check=False).returncode == 0
+    assert run_gate(project)["plan-5.3-config-checksum"].status is Status.PASSED
+    assert subprocess.run([*argv, "--check"], capture_output=True, text=True, check=False).returncode == 0

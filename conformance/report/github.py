@@ -1,4 +1,4 @@
-"""GitHub Actions annotations: one ::error line per finding, pointing at the YAML line."""
+"""GitHub Actions annotations: one ::error (or ::warning) line per finding, pointing at the YAML line."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ def render(results, context: dict) -> str:
             # sql/...) relative to the repository already.
             path = str(root / f.file) if (root / f.file).exists() else f.file
             loc = f"file={path}" + (f",line={f.line}" if f.line else "")
-            out.append(f"::error {loc},title={r.check_id} (plan {r.section})::"
-                       + _escape(f"{f.obj} {f.path}: expected {f.expected}, found {f.found}"))
+            level = "warning" if r.status.value == "warned" else "error"
+            out.append(f"::{level} {loc},title={r.check_id} (plan {r.section})::"
+                       + _escape(f"{f.obj} {f.path}: {f.describe()}"))
         if r.status.value == "error":
             out.append(f"::error title={r.check_id}::{_escape(r.message)}")
     for note in context.get("notes") or ():

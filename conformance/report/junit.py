@@ -25,5 +25,7 @@ def render(results, context: dict) -> str:
             ET.SubElement(case, "error", message=r.message)
         elif r.status is Status.SKIPPED:
             ET.SubElement(case, "skipped", message=r.message)
+        elif r.status is Status.WARNED:  # passes, and says why it warned
+            ET.SubElement(case, "system-out").text = "\n".join(r.lines())
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

@@ -10,7 +10,8 @@ from conformance.results import Status
 def summary(results) -> str:
     counts = Counter(r.status for r in results)
     return (f"{counts[Status.PASSED]} passed, {counts[Status.FAILED]} failed, "
-            f"{counts[Status.ERROR]} errors, {counts[Status.SKIPPED]} skipped")
+            f"{counts[Status.ERROR]} errors, {counts[Status.SKIPPED]} skipped"
+            + (f", {counts[Status.WARNED]} warned" if counts[Status.WARNED] else ""))
 
 
 def render(results, context: dict) -> str:

@@ -20,6 +20,6 @@ def wraps_missing(func):
 
 def load_all() -> None:
     from conformance.static import (  # noqa: F401
-        documents, figures, k8s_schema, monitoring, pod_security, postgresql_conf, references, scripts,
-        secret_files, security,
+        deploy_safety, documents, figures, k8s_schema, monitoring, pod_security, postgresql_conf, references, rollout,
+        scripts, secret_files, security,
     )

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--k8s-versions", default="1.30-1.35", help="Kubernetes versions to validate against (A-B or A,B)")
     check.add_argument("--pg-major", type=major_argument, default=None,
                        help="the manifests target PostgreSQL N (upgrade/pgN/); default: the plan's 14")
+    check.add_argument("--base", default=None, metavar="REF|FOLDER",
+                       help="also judge the change from REF (a git commit, branch or tag) or FOLDER (manifests, or "
+                            "a checkout): what applying it does to the running dev database")
+    check.add_argument("--no-schema-compare", action="store_true",
+                       help="with --base: do not start an embedded server to compare a changed sql/")
     run = sub.add_parser("run", help="start the configuration on a target and check the running server")
     _common(run)
     run.add_argument("--target", choices=("native", "docker", "kind", "cluster"), default="native")
@@ -137,8 +142,21 @@ def cmd_check(args) -> int:
     with targeting(args.pg_major):
         results = gate.run(ctx)
     warnings = gate.end_of_life_warnings(loaded)
-    return _report(args, results, {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose,
-                                   "notes": warnings})
+    context = {"what": "gate", "manifests": str(args.manifests), "verbose": args.verbose, "notes": warnings}
+    if args.base is not None:
+        from conformance.changes import baseline, runner
+        from conformance.plan import figure
+
+        base = baseline.resolve(args.base, args.manifests, ctx.sql_dir)
+        try:
+            with targeting(args.pg_major):
+                results += runner.judge(base, loaded, ctx.sql_dir, args.pg_major or figure("pg-major").expected,
+                                        schema=not args.no_schema_compare,
+                                        progress=lambda m: print(f"[base] {m}", file=sys.stderr, flush=True))
+        finally:
+            base.close()
+        context.update(base=base.label, what=f"gate and change from {base.label}")
+    return _report(args, results, context)
 
 
 def cmd_run(args) -> int:

@@ -7,6 +7,7 @@ plan-6.2-schema-configmap-matches-sql compares the loaded ConfigMap with sql/ th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -23,13 +24,29 @@ _HEADER = """\
 """
 
 
+MIGRATIONS = "migrations"
+MIGRATION_NAME = re.compile(r"^(\d{4})-([a-z0-9][a-z0-9-]*)\.sql$")
+
+
+def migration_key(name: str) -> str:
+    """sql/migrations/0001-add-x.sql -> ConfigMap key 03m0001-add-x.sql: after 03-data.sql and
+    before 04-privileges.sql in the Job's glob order, in the C locale and in en_US alike."""
+    return f"03m{name}"
+
+
 def sql_files(sql_dir: Path) -> dict[str, str]:
+    """ConfigMap key -> text: sql/*.sql (the schema a fresh database gets), then
+    sql/migrations/NNNN-name.sql (what brings an existing one there; no-ops on a fresh one)."""
     if not sql_dir.is_dir():
         raise InputError(f"{sql_dir}: no such directory (the schema SQL)")
     files = {p.name: p.read_text(encoding="utf-8") for p in sorted(sql_dir.glob("*.sql"))}
     if not files:
         raise InputError(f"{sql_dir}: no *.sql files")
-    return files
+    for path in sorted((sql_dir / MIGRATIONS).glob("*.sql")):
+        if not MIGRATION_NAME.match(path.name):
+            raise InputError(f"{path}: a migration is named NNNN-what-it-does.sql (four digits, lower case, hyphens)")
+        files[migration_key(path.name)] = path.read_text(encoding="utf-8")
+    return dict(sorted(files.items()))
 
 
 def render(files: dict[str, str]) -> str:

@@ -10,6 +10,7 @@ def render(results, context: dict) -> str:
     return json.dumps({
         "target": context.get("target", "static"),
         "manifests": context.get("manifests"),
+        "base": context.get("base"),
         "notes": list(context.get("notes") or ()),
         "checks": [{
             "id": r.check_id, "section": r.section, "title": r.title, "scope": r.scope,

@@ -1,0 +1,302 @@
+"""Each difference between the base and now, judged by what applying it does to the running
+dev database. The API server's rules are data (IMMUTABLE, from Kubernetes' validation of
+each kind); the rest follows from a single-replica StatefulSet holding the only copy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conformance import config_checksum, pgconf, workload
+from conformance.changes import settings_context
+from conformance.changes.diff import Pair, differences, pairs, under, value
+from conformance.manifests import K8sObject, Manifests, dotted
+from conformance.plan import figure
+from conformance.results import ChangeFinding
+
+REFUSED, DATA, DOWNTIME, NO_EFFECT = "refused", "data-at-risk", "downtime", "no-effect"
+
+
+@dataclass(frozen=True)
+class Immutability:
+    mutable: tuple = ()     # spec paths that may change; every other spec path may not
+    immutable: tuple = ()   # or: exactly these may not
+    remedy: str = ""
+
+
+STATEFULSET_REMEDY = ("kubectl delete statefulset {name} -n {ns} --cascade=orphan, then apply again: the pod and its "
+                      "claims stay, the new StatefulSet adopts the pod if its selector matches the pod's labels (else "
+                      "delete the pod once: it comes back on the same claim, the data kept)")
+IMMUTABLE = {
+    # apps/v1 validation: "updates to statefulset spec for fields other than 'replicas', 'ordinals',
+    # 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    "StatefulSet": Immutability(mutable=(("spec", "replicas"), ("spec", "ordinals"), ("spec", "template"),
+                                         ("spec", "updateStrategy"), ("spec", "persistentVolumeClaimRetentionPolicy"),
+                                         ("spec", "minReadySeconds")), remedy=STATEFULSET_REMEDY),
+    # batch/v1: a Job's pod template and selector are immutable once created.
+    "Job": Immutability(immutable=(("spec", "template"), ("spec", "selector"), ("spec", "completionMode"),
+                                   ("spec", "completions")),
+                        remedy="kubectl delete job {name} -n {ns} (a finished Job: its work is done and the "
+                               "database keeps it), then apply again"),
+    # core/v1: "spec is immutable after creation except resources.requests and volumeAttributesClassName".
+    "PersistentVolumeClaim": Immutability(mutable=(("spec", "resources", "requests"), ("spec", "volumeAttributesClassName")),
+                                          remedy="a claim cannot change in place: make a new claim, copy the files "
+                                                 "(a pod mounting both), point the CronJob at it, then delete the old one"),
+    # storage/v1: provisioner, parameters, reclaimPolicy and volumeBindingMode are immutable.
+    "StorageClass": Immutability(immutable=(("provisioner",), ("parameters",), ("reclaimPolicy",), ("volumeBindingMode",)),
+                                 remedy="kubectl delete storageclass {name}, then apply again: existing disks keep "
+                                        "what they were made with; only new claims get the new class"),
+    # core/v1: a Service's clusterIP (and with it headless or not) is immutable.
+    "Service": Immutability(immutable=(("spec", "clusterIP"), ("spec", "clusterIPs")),
+                            remedy="kubectl delete service {name} -n {ns}, then apply again (clients reconnect; the "
+                                   "DNS name stays)"),
+}
+
+
+@dataclass
+class Judged:
+    kind: str
+    finding: ChangeFinding
+
+
+def _show(v, limit: int = 60) -> str:
+    """A value on one short line: a script or a long map is cut, with its ending marked."""
+    if v is None:
+        return "nothing"
+    if isinstance(v, (dict, list)):
+        import json
+        text = json.dumps(v, sort_keys=True)
+    else:
+        text = " ".join(str(v).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _change(pair: Pair, path: tuple) -> str:
+    return f"{dotted(path)}: {_show(value(pair.base, path))} -> {_show(value(pair.now, path))}"
+
+
+def _finding(obj: K8sObject, path: tuple, change: str, consequence: str, remedy: str = "", base: bool = False) -> ChangeFinding:
+    """On the changed line of now's file (of the base's, for what now lacks)."""
+    file = f"{obj.file} (base)" if base else obj.file
+    return ChangeFinding(file, obj.ref, dotted(path) or "-", consequence, change, obj.line(path), remedy)
+
+
+def _immutable_paths(kind: str, diffs: list[tuple]) -> list[tuple]:
+    rule = IMMUTABLE.get(kind)
+    if rule is None:
+        return []
+    if rule.mutable:
+        return [d for d in diffs if d[:1] == ("spec",) and not any(under(d, m) for m in rule.mutable)]
+    return [d for d in diffs if any(under(d, i) for i in rule.immutable)]
+
+
+def _refused(pair: Pair, diffs: list[tuple]) -> list[Judged]:
+    obj = pair.now
+    out = []
+    rule = IMMUTABLE.get(obj.kind)
+    paths = _immutable_paths(obj.kind, diffs)
+    if paths:
+        remedy = rule.remedy.format(name=obj.name, ns=obj.namespace or "default")
+        shown = "; ".join(_change(pair, p) for p in paths[:3]) + (f"; and {len(paths) - 3} more" if len(paths) > 3 else "")
+        out.append(Judged(REFUSED, _finding(obj, paths[0], shown, f"the API server refuses to change "
+                                            f"{'these fields' if len(paths) > 1 else 'this field'} of a {obj.kind}, and "
+                                            "`kubectl apply -k` stops there, half of the set applied", remedy)))
+    if obj.kind == "PersistentVolumeClaim":
+        path = ("spec", "resources", "requests", "storage")
+        if _smaller(value(pair.now, path), value(pair.base, path)):
+            out.append(Judged(REFUSED, _finding(obj, path, _change(pair, path), "a volume cannot shrink: the API "
+                                                "server refuses it", "keep the size, or make a new claim and copy")))
+    if obj.kind in ("Secret", "ConfigMap") and value(pair.base, ("immutable",)) is True:
+        data = [d for d in diffs if d[:1] in (("data",), ("stringData",), ("binaryData",))]
+        if data:
+            out.append(Judged(REFUSED, _finding(obj, data[0], _change(pair, data[0]), f"the base's {obj.kind} is "
+                                                "immutable: the API server refuses a changed content",
+                                                f"kubectl delete {obj.kind.lower()} {obj.name} -n {obj.namespace}, "
+                                                "then apply again")))
+    return out
+
+
+def _smaller(now, base) -> bool:
+    from conformance.quantity import parse_quantity
+
+    try:
+        return now is not None and base is not None and parse_quantity(str(now)) < parse_quantity(str(base))
+    except ValueError:
+        return False
+
+
+def _claim_templates(obj: K8sObject | None) -> dict[str, dict]:
+    return {t.get("metadata", {}).get("name"): t for t in (value(obj, ("spec", "volumeClaimTemplates")) or [])}
+
+
+def _data_at_risk(pair: Pair, diffs: list[tuple]) -> list[Judged]:
+    base, now = pair.base, pair.now
+    out = []
+    if now.kind == "StatefulSet":
+        old, new = _claim_templates(base), _claim_templates(now)
+        for i, name in enumerate(new):
+            path = ("spec", "volumeClaimTemplates", i, "metadata", "name")
+            if name not in old and old:
+                out.append(Judged(DATA, _finding(now, path, f"{dotted(path)}: {', '.join(old)} -> {name}",
+                                                 f"the pod gets a new, empty disk {name}-{now.name}-0; the data stays "
+                                                 f"on {', '.join(f'{o}-{now.name}-0' for o in old)}, unused",
+                                                 "keep the template's name; to move the data, dump it first "
+                                                 "(docs/operations.md)")))
+            elif name in old:
+                spath = ("spec", "volumeClaimTemplates", i, "spec", "resources", "requests", "storage")
+                before = ((old[name].get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+                if _smaller(now.get(spath), before):
+                    out.append(Judged(DATA, _finding(now, spath, f"{dotted(spath)}: {before} -> {now.get(spath)}",
+                                                     "a disk cannot shrink: the data must fit, and the change is refused",
+                                                     "keep the size")))
+        for field in ("whenDeleted", "whenScaled"):
+            path = ("spec", "persistentVolumeClaimRetentionPolicy", field)
+            if value(base, path) in (None, "Retain") and value(now, path) == "Delete":
+                out.append(Judged(DATA, _finding(now, path, _change(pair, path), "deleting (or scaling down) the "
+                                                 "StatefulSet then deletes the data claim", "keep Retain")))
+        db = figure("container").expected
+        for var_path in _pgdata_paths(pair, db):
+            out.append(Judged(DATA, _finding(now, var_path, _change(pair, var_path), "the server looks for its data "
+                                             "somewhere else: it starts on an empty data directory, and the old data "
+                                             "stays unused on the disk", "keep the data path; to move the data, dump "
+                                             "and restore it (docs/operations.md)")))
+    if now.kind == "StorageClass":
+        if value(base, ("reclaimPolicy",)) == "Retain" and value(now, ("reclaimPolicy",)) != "Retain":
+            out.append(Judged(DATA, _finding(now, ("reclaimPolicy",), _change(pair, ("reclaimPolicy",)),
+                                             "disks made from now on are destroyed with their claim", "keep Retain")))
+    return out
+
+
+def _pgdata_paths(pair: Pair, container: str) -> list[tuple]:
+    """PGDATA, or the data volume's mount path, of the database container, where they changed."""
+    def find(obj):
+        for i, c in enumerate(value(obj, ("spec", "template", "spec", "containers")) or []):
+            if c.get("name") == container:
+                env = {e.get("name"): (j, e.get("value")) for j, e in enumerate(c.get("env") or [])}
+                mounts = {m.get("name"): (j, m.get("mountPath")) for j, m in enumerate(c.get("volumeMounts") or [])}
+                return i, env, mounts
+        return None
+    old, new = find(pair.base), find(pair.now)
+    if old is None or new is None:
+        return []
+    out = []
+    base_c = ("spec", "template", "spec", "containers", new[0])
+    if "PGDATA" in new[1] and old[1].get("PGDATA", (0, None))[1] != new[1]["PGDATA"][1]:
+        out.append(base_c + ("env", new[1]["PGDATA"][0], "value"))
+    claims = set(_claim_templates(pair.now)) & set(_claim_templates(pair.base))
+    for claim in claims:
+        if claim in new[2] and claim in old[2] and old[2][claim][1] != new[2][claim][1]:
+            out.append(base_c + ("volumeMounts", new[2][claim][0], "mountPath"))
+    return out
+
+
+def _removed(pair: Pair) -> list[Judged]:
+    obj = pair.base
+    what = {"PersistentVolumeClaim": "the backups' claim", "StatefulSet": "the database",
+            "StorageClass": "the class of the data disks"}.get(obj.kind)
+    if what is None:
+        return []
+    return [Judged(DATA, _finding(obj, ("metadata", "name"), f"{obj.ref} removed from the manifests",
+                                  f"`kubectl apply -k` leaves it running, unmanaged; deleting it (a `delete -k` of the "
+                                  f"base, a prune) takes {what} with it", "keep it, or delete it on purpose after a "
+                                  "backup (docs/operations.md)", base=True))]
+
+
+def _template_paths(obj: K8sObject) -> tuple:
+    return workload.POD_SPEC[obj.kind][:-1]
+
+
+def _downtime(pair: Pair, diffs: list[tuple], settings: list[str]) -> list[Judged]:
+    now = pair.now
+    if now.kind != "StatefulSet":
+        return []
+    template = [d for d in diffs if under(d, _template_paths(now))]
+    if not template:
+        return []
+    pod = workload.pod_spec(now)
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    db = next((c for c in pod.get("containers") or [] if c.get("name") == figure("container").expected), {})
+    ready = (db.get("readinessProbe") or {}).get("initialDelaySeconds", 0)
+    startup = db.get("startupProbe") or {}
+    window = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3) if startup else None
+    why = f" (to apply {', '.join(settings)})" if settings else ""
+    shown = "; ".join(dotted(p) for p in template[:3]) + (f"; and {len(template) - 3} more" if len(template) > 3 else "")
+    return [Judged(DOWNTIME, _finding(now, template[0], f"the pod template changes{why}: {shown}",
+                                      f"the single database pod restarts and the database is down meanwhile: a "
+                                      f"clean shutdown with its checkpoint (SIGKILL after {grace} s), then a start "
+                                      f"(ready {ready} s after the container starts at the earliest"
+                                      + (f"; crash recovery may take up to the startupProbe's {window} s" if window else "")
+                                      + ")", "apply outside working hours, or tell the team (plan 1.2: 95% availability)"))]
+
+
+def _settings(pair_cm: Pair, sts_pair: Pair | None, major: int) -> tuple[list[Judged], list[str]]:
+    """postgresql.conf changes: (no-effect findings, the settings a restart will apply)."""
+    key = figure("config-key").expected
+    before = pgconf.parse(str(value(pair_cm.base, ("data", key)) or ""))
+    after = pgconf.parse(str(value(pair_cm.now, ("data", key)) or ""))
+    changed = sorted(n for n in set(before) | set(after)
+                     if (before.get(n).raw if n in before else None) != (after.get(n).raw if n in after else None))
+    if not changed:
+        return [], []
+    contexts = settings_context.contexts(major)
+    path = ("spec", "template", "metadata", "annotations", config_checksum.ANNOTATION)
+    restarts = sts_pair is not None and sts_pair.now is not None and sts_pair.base is not None and \
+        value(sts_pair.base, path) != value(sts_pair.now, path)
+    out, applied = [], []
+    for name in changed:
+        context = contexts.get(name, "unknown")
+        where = ("data", key)
+        line = _conf_line(pair_cm.now, key, after.get(name))
+        shown = f"{name}: {before[name].raw if name in before else 'unset'} -> {after[name].raw if name in after else 'unset'}"
+        if context == "internal":
+            out.append(Judged(NO_EFFECT, ChangeFinding(pair_cm.now.file, pair_cm.now.ref, dotted(where),
+                                                       "a read-only setting (context internal): the server ignores it",
+                                                       shown, line, "remove it")))
+        elif context == "unknown":
+            out.append(Judged(NO_EFFECT, ChangeFinding(pair_cm.now.file, pair_cm.now.ref, dotted(where),
+                                                       f"PostgreSQL {major} has no such setting: the server refuses "
+                                                       "to start with it", shown, line, "check its name")))
+        elif restarts:
+            applied.append(f"{name} ({context})")
+        else:
+            needs = "a restart" if context == "postmaster" else "a reload (or a restart)" \
+                if context == "sighup" else "new sessions"
+            out.append(Judged(NO_EFFECT, ChangeFinding(
+                pair_cm.now.file, pair_cm.now.ref, dotted(where),
+                f"takes effect only after {needs} (pg_settings context {context}), and nothing restarts or signals "
+                f"the pod when the ConfigMap changes: the running server keeps the old value", shown, line,
+                "update the checksum annotation (`python -m conformance config-checksum`) so the pod restarts")))
+    return out, applied
+
+
+def _conf_line(cm: K8sObject, key: str, setting) -> int | None:
+    start = cm.line(("data", key))
+    if start is None or setting is None:
+        return start
+    return start + setting.line  # a block scalar's text starts on the line after its key
+
+
+def judge(base: Manifests, now: Manifests, major: int) -> list[Judged]:
+    out: list[Judged] = []
+    all_pairs = pairs(base, now)
+    sts_name = figure("name").expected
+    cm_name = figure("config-configmap").expected
+    sts_pair = next((p for p in all_pairs if p.any.kind == "StatefulSet" and p.any.name == sts_name), None)
+    applied: list[str] = []
+    for pair in all_pairs:
+        if pair.now is not None and pair.base is not None and pair.any.kind == "ConfigMap" and pair.any.name == cm_name:
+            found, applied = _settings(pair, sts_pair, major)
+            out += found
+    for pair in all_pairs:
+        if pair.now is None:
+            out += _removed(pair)
+            continue
+        if pair.base is None:
+            continue  # created: nothing running is affected
+        diffs = differences(pair.base.data, pair.now.data)
+        if not diffs:
+            continue
+        out += _refused(pair, diffs)
+        out += _data_at_risk(pair, diffs)
+        if pair is sts_pair:
+            out += _downtime(pair, diffs, applied)
+    return out

@@ -1,4 +1,4 @@
-"""Sessions: tests (default), gate, policy, conformance, docker, images, kind, cluster, localenv, rules, schema, bench."""
+"""Sessions: tests (default), gate, policy, conformance, setting-contexts, docker, images, kind, cluster, localenv, rules, schema, bench."""
 
 from __future__ import annotations
 
@@ -114,6 +114,13 @@ def schema(session: nox.Session) -> None:
     """Regenerate the schema ConfigMap from sql/."""
     _install(session)
     session.run("python", "-m", "conformance", "schema-configmap", *session.posargs)
+
+
+@nox.session(name="setting-contexts", python=PYTHON)
+def setting_contexts(session: nox.Session) -> None:
+    """Regenerate the pg_settings contexts check --base uses, from each major's embedded server."""
+    _install(session)
+    session.run("python", "-m", "conformance", "setting-contexts", *session.posargs)
 
 
 @nox.session(python=PYTHON)

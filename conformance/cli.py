@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "config ConfigMap (a postgresql.conf edit then restarts the pod)")
     checksum.add_argument("--manifests", type=Path, default=_default_manifests())
     checksum.add_argument("--check", action="store_true", help="exit 1 when the annotation is out of date, change nothing")
+    contexts = sub.add_parser("setting-contexts", help="regenerate conformance/changes/setting-contexts.json from "
+                                                      "each major's embedded server (pg_settings.context)")
+    contexts.add_argument("--majors", default="14,15,16,17,18", help="comma-separated majors (default 14-18)")
     gen = sub.add_parser("schema-configmap", help="regenerate manifests/postgresql-product-change-schema.yaml from sql/")
     gen.add_argument("--manifests", type=Path, default=_default_manifests())
     gen.add_argument("--sql", type=Path, default=None)
@@ -318,6 +321,18 @@ def cmd_config_checksum(args) -> int:
     return 0
 
 
+def cmd_setting_contexts(args) -> int:
+    from conformance.changes import settings_context
+
+    try:
+        majors = [int(m) for m in args.majors.split(",")]
+    except ValueError:
+        raise InputError(f"--majors {args.majors!r}: expected numbers like 14,15") from None
+    path = settings_context.write(majors, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"wrote {path} ({', '.join(map(str, majors))})")
+    return 0
+
+
 def cmd_schema_configmap(args) -> int:
     from conformance import schema_configmap
 
@@ -342,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"check": cmd_check, "run": cmd_run, "policy": cmd_policy, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
                 "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays,
                 "upgrade-rehearsal": cmd_upgrade_rehearsal,
-                "config-checksum": cmd_config_checksum}
+                "config-checksum": cmd_config_checksum, "setting-contexts": cmd_setting_contexts}
     try:
         return commands[args.command](args)
     except (InputError, EnvironmentProblem) as exc:

@@ -53,6 +53,9 @@ def test_workflow_runs_the_three_jobs_with_timeouts_and_the_pinned_kind():
     assert "check --format github --junit reports/gate.xml --summary \"$GITHUB_STEP_SUMMARY\"" in runs["gate"]
     assert "--target native" in runs["native"] and "--target kind" in runs["kind"]
     assert '".[policy]"' in runs["policy"] and "conformance policy" in runs["policy"]
+    change = next(s for s in jobs["gate"]["steps"] if "--base" in s.get("run", ""))
+    assert change["if"] == "github.event_name == 'pull_request'" and '--base "origin/$BASE_REF"' in change["run"]
+    assert jobs["gate"]["steps"][0]["with"]["fetch-depth"] == 0, "the base commit must be there"
     for name, job in jobs.items():
         if name == "policy":
             continue  # no report file: its output is the log

@@ -57,6 +57,10 @@ def resolve(base: str, manifests_dir: Path, sql_dir: Path) -> Baseline:
     top_dir = Path(top.stdout.strip())
     commit = _git(top_dir, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
     if commit.returncode != 0:
+        if base == "HEAD" and not _git(top_dir, "rev-list", "-n", "1", "--all").stdout.strip():
+            # A repository with no commit yet (pre-commit's first run): everything is new.
+            empty = loader.Manifests(root=manifests_dir, objects=[], files=[], kustomization=None)
+            return Baseline("HEAD (no commit yet)", empty, None)
         raise InputError(f"--base {base}: no such folder, and no such commit, branch or tag in {top_dir}")
     if not manifests_dir.resolve().is_relative_to(top_dir):
         raise InputError(f"--base {base}: {manifests_dir} is not inside the repository {top_dir}")

@@ -40,7 +40,8 @@ def test_gate_wall_time(benchmark):
 
 def _kubernetes_validate_one_version():
     """The peer: kubernetes-validate --strict of the same manifests for one Kubernetes version."""
-    files = sorted(str(p) for p in (ROOT / "manifests").glob("*.yaml") if p.name != "kustomization.yaml")
+    files = sorted(str(p) for p in [*(ROOT / "manifests").glob("*.yaml"), *(ROOT / "manifests" / "shared").glob("*.yaml")]
+                   if p.name != "kustomization.yaml")
     subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", "-k", "1.30.0", "--quiet",
                     *files], cwd=ROOT, check=True, capture_output=True)
 
@@ -53,6 +54,36 @@ def test_kubernetes_validate_one_version_wall_time(benchmark):
 @pytest.mark.benchmark(group="gate")
 def test_load_yaml_wall_time(benchmark):
     benchmark.pedantic(_load_yaml_only, rounds=5, warmup_rounds=1)
+
+
+@pytest.fixture
+def change_repo(tmp_path):
+    """A throw-away repository: the base, and a commit changing the pod template (sql/ unchanged)."""
+    from tests.test_changes import Repo
+
+    repo = Repo(tmp_path / "repo")
+    repo.set("postgresql-product-change-statefulset.yaml", "StatefulSet",
+             ("spec", "template", "metadata", "annotations", "example.com/owner"), "team-a")
+    repo.commit("template")
+    return repo
+
+
+@pytest.mark.benchmark(group="gate")
+def test_gate_with_base_wall_time(benchmark, change_repo):
+    """check --base when sql/ did not change: the target is under 2 s here."""
+    benchmark.pedantic(lambda: change_repo.check("--k8s-versions", "1.30-1.35"), rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.live
+@pytest.mark.benchmark(group="change")
+def test_gate_with_base_and_a_changed_sql_wall_time(benchmark, change_repo):
+    """check --base when sql/ changed: two scratch embedded servers compare the catalogs (target under 20 s)."""
+    change_repo.replace("sql/03-data.sql", "RESET ROLE;", "-- edited\nRESET ROLE;")
+    from conformance import schema_configmap
+
+    schema_configmap.write(change_repo.sql, change_repo.manifests)
+    change_repo.commit("sql")
+    benchmark.pedantic(lambda: change_repo.check(), rounds=2, warmup_rounds=0)
 
 
 @pytest.mark.live

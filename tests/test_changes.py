@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conformance import config_checksum, manifests
-from tests.project import DELETE, ROOT, ProjectCopy
+from tests.project import ROOT, ProjectCopy
 
 STS = "postgresql-product-change-statefulset.yaml"
 JOB = "postgresql-product-change-schema-init-job.yaml"

@@ -44,6 +44,9 @@ def test_json_lists_a_check_for_every_plan_row(tmp_path):
 def test_fails_with_exit_1_and_one_line_per_finding(tmp_path):
     project = ProjectCopy(tmp_path)
     project.conf("fsync = off", "fsync = on")
+    from conformance import config_checksum, manifests
+
+    config_checksum.write(manifests.load(project.manifests))  # only the setting is wrong
     proc = gate("--manifests", str(project.manifests))
     assert proc.returncode == 1
     lines = proc.stdout.strip().splitlines()

@@ -44,3 +44,27 @@ def configurations(manifests: Manifests) -> list[Config]:
 
 def claimed_gain_pct(setting: str) -> float:
     return float(CLAIMED_GAINS_PCT[setting])
+
+
+def apply(connect, config: Config) -> None:
+    """Make config the server's (ALTER SYSTEM, then a reload: the three are sighup or user
+    settings), and wait until SHOW says so. connect() opens an autocommit superuser session."""
+    from conformance import timeouts
+    from conformance.targets.waiting import NotYet, wait_until
+
+    with connect() as conn:
+        for name in SETTINGS:
+            if config.from_configmap:
+                conn.execute(f"ALTER SYSTEM RESET {name}")
+            else:
+                conn.execute(f"ALTER SYSTEM SET {name} = {config.values[name]}")
+        conn.execute("SELECT pg_reload_conf()")
+
+    def took_effect():
+        with connect() as conn:
+            shown = {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in SETTINGS}
+        if shown != config.values:
+            raise NotYet(f"server shows {shown}")
+        return True
+
+    wait_until(took_effect, f"configuration {config.name} in effect", timeouts.SERVER_READY, interval=0.1)

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import psycopg
 
-from conformance import timeouts
 from conformance.bench import pgbench
 from conformance.bench.configs import SETTINGS, Config, configurations
-from conformance.targets.waiting import NotYet, wait_until
 
 SEED = 20261126
 REPORTED_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes", "wal_level", "wal_buffers", "wal_sync_method",
@@ -110,22 +108,9 @@ class Harness:
 
     # -- configuration --------------------------------------------------------------------
     def apply(self, config: Config) -> None:
-        with self._connect() as conn:
-            for name in SETTINGS:
-                if config.from_configmap:
-                    conn.execute(f"ALTER SYSTEM RESET {name}")
-                else:
-                    conn.execute(f"ALTER SYSTEM SET {name} = {config.values[name]}")
-            conn.execute("SELECT pg_reload_conf()")
+        from conformance.bench.configs import apply
 
-        def took_effect():
-            with self._connect() as conn:
-                shown = {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in SETTINGS}
-            if shown != config.values:
-                raise NotYet(f"server shows {shown}")
-            return True
-
-        wait_until(took_effect, f"configuration {config.name} in effect", timeouts.SERVER_READY, interval=0.1)
+        apply(self._connect, config)
 
     def restore(self) -> None:
         with self._connect() as conn:

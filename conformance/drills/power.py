@@ -1,0 +1,130 @@
+"""The power-cut drill: the server in a virtual machine (vm.py) under load, its power cut at a
+random moment, the machine booted again on the same disk, the damage counted."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import psycopg
+
+from conformance import timeouts
+from conformance.bench.configs import Config, apply
+from conformance.drills import verify, vm
+from conformance.drills.load import Load
+from conformance.drills.runner import POWER_CUT, Plan, Trial
+from conformance.errors import EnvironmentProblem
+from conformance.pg import ports
+from conformance.targets.base import account
+from conformance.targets.waiting import NotYet, wait_until
+
+# What differs in the guest from the container: the socket in /tmp (no /var/run/postgresql),
+# and no logging collector, so that the server's own words reach the console.
+GUEST_SETTINGS = {"listen_addresses": "'*'", "port": "5432", "unix_socket_directories": "'/tmp'",
+                  "logging_collector": "off"}
+
+
+def _prepare(manifests, config: Config, work: Path, progress) -> tuple[Path, int, int]:
+    """A data directory as the image's first start makes it, the init Job's work and the
+    configuration in it; returns (the volume folder, its owner's uid, gid)."""
+    from conformance import workload
+    from conformance.live.runner import apply_schema
+    from conformance.targets.native import NativeTarget
+
+    with NativeTarget(manifests, workdir=work / "host", progress=progress) as host:
+        apply_schema(host)
+        apply(lambda: psycopg.connect(**host.conninfo("superuser", dbname="postgres"), autocommit=True), config)
+        volume = host.volume_dir
+        pgdata = Path(host.mapping.path(host.db.env["PGDATA"]))
+    conf = workload.postgresql_conf(manifests)[1] or ""
+    overrides = "".join(f"{k} = {v}\n" for k, v in GUEST_SETTINGS.items())
+    (volume / "postgresql.conf").write_text(conf + "\n# the drill VM's own\n" + overrides, encoding="utf-8")
+    owner = pgdata.stat()
+    shutil.chown(volume / "postgresql.conf", owner.st_uid, owner.st_gid)
+    return volume, owner.st_uid, owner.st_gid
+
+
+def _conninfo(manifests, port: int, role: str = "superuser") -> dict:
+    from conformance.plan import figure
+
+    acct = account(manifests, role)
+    return {"host": "127.0.0.1", "port": port, "user": acct.user, "password": acct.password,
+            "dbname": figure("database").expected, "connect_timeout": 5}
+
+
+def _boot(machine: vm.Machine, manifests) -> float:
+    """Boot and wait until the server answers a query; the seconds it took."""
+    start = time.monotonic()
+    machine.console.unlink(missing_ok=True)
+    machine.boot()
+
+    def answered():
+        if not machine.alive():
+            raise EnvironmentProblem(f"the drill VM stopped: {machine.log().strip()[-300:]}")
+        exited = machine.server_exited()
+        if exited:
+            raise EnvironmentProblem(f"the server stopped: {exited}")
+        try:
+            with psycopg.connect(**_conninfo(manifests, machine.port)) as conn:
+                return conn.execute("SELECT 1").fetchone()[0] == 1
+        except psycopg.OperationalError as exc:
+            raise NotYet(str(exc).strip()[:120]) from None
+
+    wait_until(answered, "the drill VM's server answering", timeouts.VM_BOOT, interval=0.5)
+    return time.monotonic() - start
+
+
+def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress) -> list[Trial]:
+    vmlinuz, modules = vm.kernel(progress)
+    work = vm.scratch_dir()
+    machine = None
+    trials: list[Trial] = []
+    try:
+        volume, uid, gid = _prepare(manifests, config, work, progress)
+        initrd = vm.initramfs(vm.pg_directory(), modules, uid, gid, progress)
+        pristine = vm.data_disk(volume, work / "pristine.img")
+        disk = work / "data.img"
+        shutil.copyfile(pristine, disk)
+        machine = vm.Machine(vmlinuz, initrd, disk, ports.free_port(), work / "console.log")
+        progress(f"{config.name}: booting the drill VM (TCG)")
+        clean_boot = _boot(machine, manifests)
+        for i in range(plan.cuts):
+            trial = Trial(config.name, POWER_CUT, i + 1)
+            load = Load(_conninfo(manifests, machine.port, "app"), trial=f"p{config.name[0]}{i}")
+            load.start()
+            time.sleep(rng.uniform(*plan.load_seconds))  # a random moment of the load
+            fault_at = time.monotonic()
+            machine.cut()
+            acked = load.stop()
+            trial.clean_start_s = clean_boot
+            try:
+                trial.recovery_s = _boot(machine, manifests)  # from power on, like clean_boot
+            except EnvironmentProblem as exc:  # needs a person: a pod would crash-loop the same way
+                trial.recovered = False
+                trial.details.append(' '.join(str(exc).split())[:300])
+            if trial.recovered:
+                damage = verify.inspect(_conninfo(manifests, machine.port), acked, fault_at, pg_amcheck)
+                trial.acked, trial.lost, trial.lost_ms = len(acked), len(damage.lost), damage.lost_ms
+                trial.corrupt = damage.corrupt
+                trial.details += ([damage.error] if damage.error else []) + damage.amcheck + (
+                    [f"{len(damage.wrong_rows)} rows differ from what was written"] if damage.wrong_rows else [])
+            else:
+                trial.acked = len(acked)
+            progress(f"{config.name}: power cut {i + 1}/{plan.cuts}: "
+                     + (f"{trial.lost} of {trial.acked} acknowledged commits lost, back in "
+                        f"{trial.recovery_s:.1f} s (a clean boot: {clean_boot:.1f} s)" if trial.recovered
+                        else "did not come back")
+                     + (", CORRUPT: " + "; ".join(trial.details)[:200] if trial.corrupt else "")
+                     + (f": {'; '.join(trial.details)[:200]}" if not trial.recovered else ""))
+            trials.append(trial)
+            if trial.corrupt or not trial.recovered:
+                # The next trial starts from an intact disk, as after a restore.
+                machine.cut()
+                shutil.copyfile(pristine, disk)
+                clean_boot = _boot(machine, manifests)
+    finally:
+        if machine is not None:
+            machine.cut()
+        shutil.rmtree(work, ignore_errors=True)
+    return trials

@@ -1,0 +1,184 @@
+"""The drills, trial by trial: for each configuration (the durable baseline and the plan's) and
+each fault, the load runs, the fault strikes at a random moment, the server comes back, and
+the damage is counted. Lifecycle (targets, the VM) lives in the targets and in vm.py; this
+module only sequences trials."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from conformance import workload
+from conformance.bench.configs import Config, apply, configurations
+from conformance.drills import verify
+from conformance.drills.load import Load
+from conformance.plan import SCHEMA_BREAKER_ROWS, SCHEMA_TABLES, figure
+
+CONFIGS = ("durable", "plan")
+PROCESS_KILL, POWER_CUT, INIT_KILL, BACKUP_KILL = "process kill", "power cut", "kill after the init", "kill during a backup"
+
+
+@dataclass(frozen=True)
+class Plan:
+    kills: int          # process kills per configuration
+    cuts: int           # power cuts per configuration
+    load_seconds: tuple[float, float]  # the fault strikes at a random moment in this window of load
+    seed: int = 12
+
+
+QUICK = Plan(kills=5, cuts=3, load_seconds=(1.0, 4.0))
+FULL = Plan(kills=20, cuts=8, load_seconds=(1.0, 8.0))
+
+
+@dataclass
+class Trial:
+    config: str
+    fault: str
+    index: int
+    acked: int = 0
+    lost: int = 0
+    lost_ms: float = 0.0
+    recovered: bool = True
+    recovery_s: float = 0.0
+    clean_start_s: float = 0.0  # power cuts: the same boot without a cut (the VM's own boot time)
+    corrupt: bool = False
+    details: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def chosen(manifests) -> list[Config]:
+    return [c for c in configurations(manifests) if c.name in CONFIGS]
+
+
+def _superuser(target, dbname: str | None = None):
+    return lambda: psycopg.connect(**target.conninfo("superuser", dbname=dbname or "postgres"), autocommit=True)
+
+
+def process_kills(target, config: Config, plan: Plan, rng: random.Random, pg_amcheck, progress) -> list[Trial]:
+    """kill -9 of the server (of the container on docker) under load, then a start."""
+    apply(_superuser(target), config)
+    trials = []
+    for i in range(plan.kills):
+        trial = Trial(config.name, PROCESS_KILL, i + 1)
+        load = Load(target.conninfo("app"), trial=f"k{config.name[0]}{i}")
+        load.start()
+        time.sleep(rng.uniform(*plan.load_seconds))  # a random moment of the load, not a wait for a state
+        fault_at = time.monotonic()
+        target.kill_server()
+        acked = load.stop()
+        start = time.monotonic()
+        try:
+            target.start_server()
+        except Exception as exc:  # the finding is that it did not come back
+            trial.recovered, trial.details = False, [f"did not start: {' '.join(str(exc).split())[:200]}"]
+            trials.append(trial)
+            break
+        trial.recovery_s = time.monotonic() - start
+        _count(trial, acked, verify.inspect(target.conninfo("superuser"), acked, fault_at, pg_amcheck))
+        progress(f"{config.name}: process kill {i + 1}/{plan.kills}: {trial.lost} of {trial.acked} acknowledged "
+                 f"commits lost, back in {trial.recovery_s:.1f} s{', CORRUPT' if trial.corrupt else ''}")
+        trials.append(trial)
+    return trials
+
+
+def _count(trial: Trial, acked, damage: verify.Damage) -> None:
+    trial.acked, trial.lost, trial.lost_ms = len(acked), len(damage.lost), damage.lost_ms
+    trial.corrupt = damage.corrupt
+    if damage.error:
+        trial.details.append(f"the database could not be read: {damage.error}")
+    if damage.wrong_rows:
+        trial.details.append(f"{len(damage.wrong_rows)} rows differ from what was written")
+    trial.details += damage.amcheck
+
+
+DRILL_DB = "pc_drill_init"
+
+
+def init_kill(target, manifests, config: Config, progress) -> Trial:
+    """The init Job's script into a scratch database, the server killed at once."""
+    apply(_superuser(target), config)
+    trial = Trial(config.name, INIT_KILL, 1)
+    with _superuser(target)() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DRILL_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DRILL_DB)))
+    proc = target.run_script(workload.schema_init(manifests), env={"PGDATABASE": DRILL_DB})
+    if proc.returncode != 0:
+        trial.details.append(f"the init script failed before the kill: {(proc.stderr or '').strip()[-200:]}")
+        trial.corrupt = True
+        return trial
+    target.kill_server()
+    start = time.monotonic()
+    target.start_server()
+    trial.recovery_s = time.monotonic() - start
+    schema = figure("schema").expected
+    with psycopg.connect(**target.conninfo("superuser", dbname=DRILL_DB)) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (schema,)).fetchone()[0]
+        rows = conn.execute(f"SELECT count(*) FROM {schema}.pc_circuit_breaker_state").fetchone()[0] if tables else 0
+    want = len(SCHEMA_TABLES) + len(SCHEMA_BREAKER_ROWS)
+    trial.acked, trial.lost = want, want - (tables + rows)
+    if trial.lost:
+        trial.details.append(f"{tables} tables and {rows} breaker rows after the kill")
+    with _superuser(target)() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DRILL_DB)))
+    progress(f"{config.name}: kill right after the init: {trial.lost} of {want} objects and rows lost")
+    return trial
+
+
+def backup_kill(target, manifests, config: Config, rng: random.Random, progress) -> Trial:
+    """The backup CronJob's script, the server killed while it dumps: it must fail, keep the old
+    dumps and leave no partial file."""
+    import threading
+
+    apply(_superuser(target), config)
+    trial = Trial(config.name, BACKUP_KILL, 1)
+    folder = Path(target.backup_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    old = folder / f"{figure('database').expected}_20000101_000000.dump"
+    old.write_bytes(b"an older dump")
+    before = {p.name for p in folder.iterdir()}
+    # Enough rows that the dump takes a moment to kill it in.
+    bulk = f"{figure('schema').expected}.pc_drill_bulk"
+    with psycopg.connect(**target.conninfo("superuser"), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {bulk} AS "
+                     "SELECT g AS id, repeat(md5(g::text), 20) AS filler FROM generate_series(1, 200000) g")
+        conn.execute(f"ALTER TABLE {bulk} OWNER TO {figure('account-admin').expected}")  # the backup's account
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(proc=target.run_script(workload.backup(manifests))))
+    runner.start()
+    time.sleep(rng.uniform(0.2, 0.8))
+    target.kill_server()
+    runner.join(600)
+    start = time.monotonic()
+    target.start_server()
+    trial.recovery_s = time.monotonic() - start
+    proc = result.get("proc")
+    after = {p.name for p in folder.iterdir()}
+    new = sorted(after - before)
+    finished = [n for n in new if not n.startswith(".")]
+    partial = [n for n in new if n.endswith(".partial")]
+    if proc is not None and proc.returncode == 0:
+        trial.details.append("the backup finished before the kill (a fresh dump, read back): not a failure")
+    if old.name not in after or old.read_bytes() != b"an older dump":
+        trial.corrupt = True
+        trial.details.append("the older dump was deleted or changed")
+    if partial:
+        trial.corrupt = True
+        trial.details.append(f"a partial file was kept: {partial}")
+    if proc is not None and proc.returncode != 0 and finished:
+        trial.corrupt = True
+        trial.details.append(f"a failed run left a dump: {finished}")
+    with psycopg.connect(**target.conninfo("superuser"), autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {bulk}")
+    for name in new:
+        (folder / name).unlink(missing_ok=True)
+    old.unlink(missing_ok=True)
+    progress(f"{config.name}: kill during a backup: exit {proc.returncode if proc else '?'}, "
+             f"{'old dumps kept, no partial file' if not trial.corrupt else '; '.join(trial.details)}")
+    return trial

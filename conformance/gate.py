@@ -31,9 +31,16 @@ def parse_versions(spec: str) -> list[str]:
             versions = [f"{int(v.split('.')[0])}.{int(v.split('.')[1])}" for v in spec.split(",")]
     except (ValueError, IndexError):
         raise InputError(f"--k8s-versions {spec!r}: expected a range like 1.30-1.35 or a list like 1.30,1.33") from None
-    import kubernetes_validate.utils as kv
+    from conformance.static.schema_cache import SchemaCache
 
-    newest = kv.major_minor(kv.latest_version())
+    cache = SchemaCache()
+    newest = cache.value("latest")
+    if newest is None:  # once per installed kubernetes-validate: its import is slow
+        import kubernetes_validate.utils as kv
+
+        newest = kv.major_minor(kv.latest_version())
+        cache.remember("latest", newest)
+        cache.save()
     too_new = [v for v in versions if tuple(map(int, v.split("."))) > tuple(map(int, newest.split(".")))]
     if too_new:
         raise InputError(f"--k8s-versions {spec!r}: the installed kubernetes-validate has schemas up to {newest}; "

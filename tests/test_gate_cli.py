@@ -137,3 +137,26 @@ def test_the_gate_does_not_import_the_kubernetes_client():
             "q('2Gi'), q('500m'))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[] 2147483648 0.500"
+
+
+def test_a_cached_schema_failure_is_reported_again_and_a_change_is_validated_anew(tmp_path):
+    """The schema results kept between runs: the same object fails the same way, a changed one is checked."""
+    import os
+
+    from conformance.pg.binaries import ENV_CACHE
+
+    project = ProjectCopy(tmp_path / "p")
+    sts = project.manifests / "postgresql-product-change-statefulset.yaml"
+    sts.write_text(sts.read_text().replace("          resources:\n            requests:\n              cpu: 500m",
+                                           "          resourcez: {}\n          resources:\n            requests:\n"
+                                           "              cpu: 500m", 1))
+    env = {**os.environ, ENV_CACHE: str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-m", "conformance", "check", "--manifests", str(project.manifests)],
+                           capture_output=True, text=True, env=env, check=False) for _ in range(2)]
+    first, second = ([l for l in r.stdout.splitlines() if "plan-5-k8s-schema" in l] for r in runs)
+    assert first and first == second and "resourcez" in first[0], (first, second)
+    assert list((tmp_path / "cache" / "gate").glob("k8s-schema-*.json")), "the second run read the cache"
+    sts.write_text(sts.read_text().replace("          resourcez: {}\n", "", 1))
+    third = subprocess.run([sys.executable, "-m", "conformance", "check", "--manifests", str(project.manifests)],
+                           capture_output=True, text=True, env=env, check=False)
+    assert "plan-5-k8s-schema" not in third.stdout, third.stdout

@@ -169,3 +169,17 @@ def test_two_majors_are_measured_side_by_side(tmp_path):
                                                              (2, "PostgreSQL 14"), (2, "PostgreSQL 15")]
     assert {metric for _, metric, *_ in c.changes()} == {"throughput (tps)", "p95 latency", "WAL bytes per transaction"}
     assert majors.write(c, tmp_path).read_text().startswith("# PostgreSQL 15 against 14")
+
+
+def test_the_live_checks_short_form_resolves_20_percent():
+    """One 1-second round (harness.CHECK): a 30% loss fails, a 15% one is below what it can resolve."""
+    def one_round(fsync_tps):
+        m = _measurement([(1, c, fsync_tps if c == "fsync=off" else tps, fpi, wal)
+                          for r, c, tps, fpi, wal in HEALTHY if r == 1])
+        m.options = harness.CHECK
+        return judge(m)
+
+    assert harness.CHECK.rounds == 1
+    (finding,) = one_round(700)
+    assert finding.path == "fsync (plan 12.1)" and "(-20%)" in finding.expected
+    assert one_round(860) == []

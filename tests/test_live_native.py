@@ -290,3 +290,31 @@ def test_a_killed_run_leaves_no_server_and_no_directory(tmp_path):
         return True
 
     wait_until(gone, "the watchdog cleaning up after a killed run", 30, interval=0.2)
+
+
+@pytest.mark.live
+def test_an_initdb_template_gives_the_same_server(tmp_path, monkeypatch):
+    """The second fresh server is a copy of the first's initdb output, and works the same."""
+    import psycopg
+
+    from conformance.pg import initdb_template
+    from conformance.targets.native import NativeTarget
+
+    monkeypatch.setattr(initdb_template, "_root", lambda: tmp_path / "templates")
+    loaded = manifests.load(ROOT / "manifests")
+    versions = []
+    for _ in range(2):
+        with NativeTarget(loaded) as target:
+            with psycopg.connect(**target.conninfo("superuser")) as conn:
+                versions.append(conn.execute("SHOW server_encoding").fetchone()[0])
+            owner = target.server.datadir.stat().st_uid
+            assert owner == (os.stat(target.server.datadir / "PG_VERSION").st_uid), "the copy belongs to the server"
+    assert versions == ["UTF8", "UTF8"]
+    (template,) = (tmp_path / "templates").iterdir()
+    assert (template / "PG_VERSION").read_text().strip() == "14"
+    from conformance.pg.binaries import locate
+
+    bindir = locate().bindir
+    k = initdb_template.key(bindir, "postgres", "a", ["--encoding=UTF8"])
+    assert k != initdb_template.key(bindir, "postgres", "b", ["--encoding=UTF8"]), "another password, another template"
+    assert k != initdb_template.key(bindir, "postgres", "a", ["--encoding=UTF8", "-k"])

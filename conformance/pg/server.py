@@ -209,7 +209,18 @@ class Server:
     # -- lifecycle --------------------------------------------------------------------------
 
     def initdb(self, superuser: str, password: str, args: list[str]) -> None:
+        from conformance.pg import initdb_template
+
         self.prepare_dirs()
+        template_key = initdb_template.key(self.binaries.bindir, superuser, password, args)
+        template = initdb_template.find(template_key)
+        if template is not None and not self.datadir.exists():
+            initdb_template.copy(template, self.datadir, self.run_as._ids() if self.run_as.user else None)
+            return
+        self._initdb(superuser, password, args)
+        initdb_template.save(template_key, self.datadir)
+
+    def _initdb(self, superuser: str, password: str, args: list[str]) -> None:
         pwfile = self.rundir / "initdb.pw"
         pwfile.write_text(password + "\n")
         pwfile.chmod(0o600)

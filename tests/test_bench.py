@@ -183,3 +183,12 @@ def test_the_live_checks_short_form_resolves_20_percent():
     (finding,) = one_round(700)
     assert finding.path == "fsync (plan 12.1)" and "(-20%)" in finding.expected
     assert one_round(860) == []
+
+
+def test_the_suites_figures_are_set_against_their_peers():
+    suite = [{"name": "test_gate_wall_time", "median_s": 0.3}, {"name": "test_kubernetes_validate_one_version_wall_time",
+             "median_s": 0.25}, {"name": "test_native_run_wall_time", "median_s": 10.0},
+             {"name": "test_fresh_server_wall_time", "median_s": 2.0}]
+    ratios = {ours: (peer, round(r, 2)) for ours, peer, r, _ in report.suite_ratios(suite)}
+    assert ratios == {"test_gate_wall_time": ("test_kubernetes_validate_one_version_wall_time", 1.2),
+                      "test_native_run_wall_time": ("test_fresh_server_wall_time", 5.0)}

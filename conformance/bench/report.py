@@ -74,6 +74,11 @@ def markdown(m: Measurement, suite: list[dict], stamp: str, png_name: str) -> st
                   "|---|---|---|---|"]
         for b in suite:
             lines.append(f"| {b['name']} | {b['median_s']:.2f} s | {b['min_s']:.2f}–{b['max_s']:.2f} s | {b['rounds']} |")
+        ratios = suite_ratios(suite)
+        if ratios:
+            lines += ["", "Against their peers, measured in the same run (issue 19's targets):", "",
+                      "| ours | peer | ratio (medians) | target |", "|---|---|---|---|"]
+            lines += [f"| {ours} | {peer} | {ratio:.2f}x | {target} |" for ours, peer, ratio, target in ratios]
     lines += ["", "## Configurations and settings", "",
               "| configuration | fsync | synchronous_commit | full_page_writes | applied by |", "|---|---|---|---|---|"]
     for c in m.configs:
@@ -87,6 +92,19 @@ def markdown(m: Measurement, suite: list[dict], stamp: str, png_name: str) -> st
               + (" --quick" if o.rounds < 5 else ""), *m.commands, "```", "",
               "The product-change workload's script is in the JSON file (`workload_scripts`)."]
     return "\n".join(lines) + "\n"
+
+
+# (ours, its peer, the target the ratio is held to) of the suite's own benchmarks.
+PEERS = (("test_gate_wall_time", "test_kubernetes_validate_one_version_wall_time", "at most 1.5x"),
+         ("test_gate_cold_cache_wall_time", "test_kubernetes_validate_one_version_wall_time", "(no cache: every object)"),
+         ("test_native_run_wall_time", "test_fresh_server_wall_time", "at most 12 s in all"),
+         ("test_nox_conformance_warm_wall_time", "test_native_run_wall_time", "at most 12 s in all"))
+
+
+def suite_ratios(suite: list[dict]) -> list[tuple[str, str, float, str]]:
+    by_name = {b["name"]: b["median_s"] for b in suite}
+    return [(ours, peer, by_name[ours] / by_name[peer], target) for ours, peer, target in PEERS
+            if ours in by_name and by_name.get(peer)]
 
 
 def chart(m: Measurement, path: Path) -> Path | None:

@@ -100,6 +100,47 @@ def test_gate_with_base_and_a_changed_sql_wall_time(benchmark, change_repo):
     benchmark.pedantic(lambda: change_repo.check(), rounds=2, warmup_rounds=0)
 
 
+def _fresh_server():
+    """The peer: what pytest-postgresql does for a fresh server (initdb, pg_ctl -w start, a
+    query, stop), with the same binaries."""
+    from conformance.pg.binaries import locate
+
+    bindir = locate().bindir
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o777)
+        data, env = Path(tmp) / "d", {**os.environ, "LC_ALL": "C.UTF-8"}
+        run_as = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+        subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                       check=True, capture_output=True, env=env)
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-o",
+                        f"-c listen_addresses='' -c unix_socket_directories={tmp}", "start"],
+                       check=True, capture_output=True, env=env)
+        try:
+            subprocess.run([str(bindir / "psql"), "-h", tmp, "-U", "postgres", "-c", "SELECT 1"], check=True,
+                           capture_output=True, env=env)
+        finally:
+            subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "stop"], capture_output=True,
+                           env=env)
+
+
+@pytest.mark.live
+@pytest.mark.benchmark(group="native")
+def test_fresh_server_wall_time(benchmark):
+    benchmark.pedantic(_fresh_server, rounds=3, warmup_rounds=0)
+
+
+@pytest.mark.live
+@pytest.mark.benchmark(group="native")
+def test_nox_conformance_warm_wall_time(benchmark):
+    """A warm `nox -s conformance` (its venv installed, the install skipped), as users run it."""
+    nox = ROOT / ".venv" / "bin" / "nox"
+    if not nox.exists():
+        pytest.skip("no .venv/bin/nox (scripts/bootstrap makes it)")
+    subprocess.run([str(nox), "-s", "conformance"], cwd=ROOT, check=True, capture_output=True)  # warm it
+    benchmark.pedantic(lambda: subprocess.run([str(nox), "-s", "conformance"], cwd=ROOT, check=True,
+                                              capture_output=True), rounds=2, warmup_rounds=0)
+
+
 @pytest.mark.live
 @pytest.mark.benchmark(group="native")
 def test_native_run_wall_time(benchmark):

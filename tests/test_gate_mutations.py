@@ -52,6 +52,15 @@ def both(*mutations):
     return apply
 
 
+def fails_with(project, mutate, check_id: str, fragment: str) -> list[str]:
+    """Apply mutate; check_id must fail with a line holding fragment. Returns its lines."""
+    mutate(project)
+    result = run_gate(project)[check_id]
+    lines = result.lines()
+    assert result.status is Status.FAILED and fragment in "\n".join(lines), lines
+    return lines
+
+
 # check id -> (mutation, fragments the failure lines must contain)
 MUTATIONS = {
     "plan-8.1-alert-cpu": (lambda p: p.replace(f"manifests/{RULES}", "> 0.8\n          for: 5m", "> 0.9\n          for: 5m"),
@@ -352,9 +361,7 @@ def test_the_metrics_sidecar_needs_its_readiness_probe(project):
      "spec.ingress: plan-9.1-job-network-policy (plan 9.1): expected no ingress to a Job pod"),
 ])
 def test_job_pods_are_isolated(project, mutate, fragment):
-    mutate(project)
-    result = run_gate(project)["plan-9.1-job-network-policy"]
-    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
+    fails_with(project, mutate, "plan-9.1-job-network-policy", fragment)
 
 
 def test_registry_ids_carry_their_section():
@@ -394,10 +401,8 @@ def test_rules_outside_manifests_kustomization_are_still_gated(project):
      "found PGHOST holds the Secret's admin-password value"),
 ])
 def test_secrets_stay_files(project, mutate, fragment):
-    mutate(project)
-    result = run_gate(project)["plan-5.4-secrets-as-files"]
-    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
-    assert "dev_admin_password_2025" not in "\n".join(result.lines()), "a finding never shows a password"
+    lines = fails_with(project, mutate, "plan-5.4-secrets-as-files", fragment)
+    assert "dev_admin_password_2025" not in "\n".join(lines), "a finding never shows a password"
 
 
 @pytest.mark.parametrize("mutate,fragment", [
@@ -415,9 +420,7 @@ def test_secrets_stay_files(project, mutate, fragment):
      "containers[0].ports[0].hostPort: plan-9.1-pod-security-restricted (plan 9.1): expected unset or 0"),
 ])
 def test_pod_security_restricted_names_the_field(project, mutate, fragment):
-    mutate(project)
-    result = run_gate(project)["plan-9.1-pod-security-restricted"]
-    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
+    fails_with(project, mutate, "plan-9.1-pod-security-restricted", fragment)
 
 
 def test_enforcing_pod_security_on_the_shared_namespace_fails(project):
@@ -445,9 +448,7 @@ def test_a_malformed_policy_skip_fails(project, value):
      "expected /var/lib/postgresql/data/pgdata (PGDATA) on a writable volume"),
 ])
 def test_the_database_can_write_where_postgresql_writes(project, mutate, fragment):
-    mutate(project)
-    result = run_gate(project)["plan-9.1-database-can-write"]
-    assert result.status is Status.FAILED and fragment in "\n".join(result.lines()), result.lines()
+    fails_with(project, mutate, "plan-9.1-database-can-write", fragment)
 
 
 def test_config_checksum_command_updates_the_annotation(project):

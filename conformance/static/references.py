@@ -168,20 +168,25 @@ def secret_refs(ctx):
         if ref.get("key") not in keys:
             yield ctx.finding(obj, path + ("key",), f"a key of {secret.ref} ({', '.join(sorted(keys))})", ref.get("key"))
     # A Secret volume with a missing Secret or key keeps the pod in ContainerCreating.
+    yield from _volume_refs(ctx, "secret", "secretName", "Secret", _secret_keys)
+
+
+def _volume_refs(ctx, source: str, name_field: str, kind: str, keys_of):
+    """Volumes of a ConfigMap or a Secret: the object exists and has every item's key."""
     for obj in _workloads(ctx):
         for vi, vol in enumerate(workload.pod_spec(obj).get("volumes") or []):
-            ref = vol.get("secret")
+            ref = vol.get(source)
             if not ref:
                 continue
-            base = workload.POD_SPEC[obj.kind] + ("volumes", vi, "secret")
-            secret = ctx.manifests.find("Secret", ref.get("secretName"))
-            if secret is None:
-                yield ctx.finding(obj, base + ("secretName",), "an existing Secret", ref.get("secretName"))
+            base = workload.POD_SPEC[obj.kind] + ("volumes", vi, source)
+            target = ctx.manifests.find(kind, ref.get(name_field))
+            if target is None:
+                yield ctx.finding(obj, base + (name_field,), f"an existing {kind}", ref.get(name_field))
                 continue
-            keys = _secret_keys(secret)
+            keys = keys_of(target)
             for ii, item in enumerate(ref.get("items") or []):
                 if item.get("key") not in keys:
-                    yield ctx.finding(obj, base + ("items", ii, "key"), f"a key of {secret.ref} ({', '.join(sorted(keys))})",
+                    yield ctx.finding(obj, base + ("items", ii, "key"), f"a key of {target.ref} ({', '.join(sorted(keys))})",
                                       item.get("key"))
 
 
@@ -193,21 +198,7 @@ def configmap_refs(ctx):
             cm = ctx.manifests.find("ConfigMap", ref.get("name"))
             if cm is None or ref.get("key") not in (cm.get(("data",)) or {}):
                 yield ctx.finding(obj, path, "an existing ConfigMap key", f"{ref.get('name')}/{ref.get('key')}")
-    for obj in _workloads(ctx):
-        for vi, vol in enumerate(workload.pod_spec(obj).get("volumes") or []):
-            ref = vol.get("configMap")
-            if not ref:
-                continue
-            base = workload.POD_SPEC[obj.kind] + ("volumes", vi, "configMap")
-            cm = ctx.manifests.find("ConfigMap", ref.get("name"))
-            if cm is None:
-                yield ctx.finding(obj, base + ("name",), "an existing ConfigMap", ref.get("name"))
-                continue
-            data = cm.get(("data",)) or {}
-            for ii, item in enumerate(ref.get("items") or []):
-                if item.get("key") not in data:
-                    yield ctx.finding(obj, base + ("items", ii, "key"), f"a key of {cm.ref} ({', '.join(sorted(data))})",
-                                      item.get("key"))
+    yield from _volume_refs(ctx, "configMap", "name", "ConfigMap", lambda cm: set(cm.get(("data",)) or {}))
 
 
 @static("plan-5.1-volume-refs", "5.1", "every volume mount and claim resolves",

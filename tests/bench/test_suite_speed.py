@@ -112,15 +112,16 @@ def _fresh_server():
         run_as = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
         subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
                        check=True, capture_output=True, env=env)
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-o",
+        # Not captured: the server inherits pg_ctl's output, and a pipe would stay open until it stops.
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(Path(tmp) / "log"), "-o",
                         f"-c listen_addresses='' -c unix_socket_directories={tmp}", "start"],
-                       check=True, capture_output=True, env=env)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             subprocess.run([str(bindir / "psql"), "-h", tmp, "-U", "postgres", "-c", "SELECT 1"], check=True,
                            capture_output=True, env=env)
         finally:
-            subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "stop"], capture_output=True,
-                           env=env)
+            subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 @pytest.mark.live

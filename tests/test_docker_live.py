@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -141,9 +143,13 @@ def test_a_killed_run_is_cleaned_up_by_the_next(client):
             runner.kill()
     left = ours(client)
     assert any(item.startswith("container ") for item in left), "the killed run left nothing to clean"
+    folders = [f for f in Path(tempfile.gettempdir()).glob(docker_janitor.FOLDER_PATTERN)
+               if (f / docker_janitor.OWNER_FILE).is_file()
+               and (f / docker_janitor.OWNER_FILE).read_text().split("/")[1] == str(runner.pid)]
+    assert len(folders) == 1, "the killed run's folder, marked with its owner"
     removed = docker_janitor.sweep(client)
-    assert set(removed) >= {item for item in left if item.startswith("container ")}
-    assert ours(client) == []
+    assert set(removed) >= {item for item in left if item.startswith("container ")} | {f"folder {folders[0]}"}
+    assert ours(client) == [] and not folders[0].exists()
 
 
 # -- the judges, fed broken facts (no engine needed) ----------------------------------------

@@ -168,6 +168,17 @@ class Harness:
     def measure(self) -> Measurement:
         m = Measurement(self.options, self.configs, machine={"cpus": os.cpu_count(), "platform": platform.platform(),
                                                               "python": platform.python_version(), "target": self.target.name})
+        try:
+            return self._measure(m)
+        finally:
+            self.close()  # also when preparing failed
+
+    def close(self) -> None:
+        """Remove the scripts and logs folder when this harness made it."""
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _measure(self, m: Measurement) -> Measurement:
         self.prepare(m)
         workloads = [pgbench.WORKLOADS[name] for name in self.options.workloads]
         for wl in workloads:
@@ -177,25 +188,21 @@ class Harness:
         total = self.options.rounds * len(self.configs) * len(workloads)
         done = 0
         try:
-            try:
-                for r in range(self.options.rounds):
-                    for config in rotated(self.configs, r):
-                        self.apply(config)
-                        for w_index, wl in enumerate(workloads):
-                            done += 1
-                            self.progress(f"run {done}/{total}: round {r + 1}/{self.options.rounds} · {config.name} · "
-                                          f"{wl.name} · {self.options.duration} s")
-                            m.samples.append(self.sample(r, config, wl, SEED + 1000 * r + w_index))
-                # Report the server's settings as the ConfigMap sets them (when that was measured).
-                self.apply(next((c for c in self.configs if c.from_configmap), self.configs[0]))
-                m.settings = self._settings()
-            finally:
-                self.restore()
-            if self.options.fsync_seconds:
-                m.fsync_ops_per_s, m.fsync_output = self.pg_test_fsync()
+            for r in range(self.options.rounds):
+                for config in rotated(self.configs, r):
+                    self.apply(config)
+                    for w_index, wl in enumerate(workloads):
+                        done += 1
+                        self.progress(f"run {done}/{total}: round {r + 1}/{self.options.rounds} · {config.name} · "
+                                      f"{wl.name} · {self.options.duration} s")
+                        m.samples.append(self.sample(r, config, wl, SEED + 1000 * r + w_index))
+            # Report the server's settings as the ConfigMap sets them (when that was measured).
+            self.apply(next((c for c in self.configs if c.from_configmap), self.configs[0]))
+            m.settings = self._settings()
         finally:
-            if self._own_workdir:
-                shutil.rmtree(self.workdir, ignore_errors=True)
+            self.restore()
+        if self.options.fsync_seconds:
+            m.fsync_ops_per_s, m.fsync_output = self.pg_test_fsync()
         return m
 
     def _settings(self) -> dict:

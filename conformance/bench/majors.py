@@ -54,6 +54,7 @@ def compare(manifests_by_major: dict, target_name: str, options: Options, progre
                 target_name, loaded, **target_options(target_name, False, True, progress, pg_major=chosen)))
             apply_schema(target)
             harness = Harness(target, loaded, options, progress)
+            stack.callback(harness.close)
             stack.callback(harness.restore)
             plan = next(c for c in configurations(loaded) if c.from_configmap)
             harness.apply(plan)

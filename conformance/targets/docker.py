@@ -50,6 +50,8 @@ class DockerTarget(Target):
         self.progress = progress or (lambda message: None)
         self._given_workdir = workdir
         self.workdir: Path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        if workdir is None:
+            docker_janitor.mark(self.workdir)  # a killed run's folder is swept by the next one
         self._given_port = port
         self._prefer_port = prefer_port
         self._host_port: int | None = None
@@ -365,9 +367,14 @@ class DockerTarget(Target):
         self.wait_ready()
 
     def stop(self) -> None:
-        if self._client is None:
+        try:
+            self._stop_engine_side()
+        finally:  # the local files go even when the engine refused something above
             if not self.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_engine_side(self) -> None:
+        if self._client is None:
             return
         import docker
 
@@ -395,7 +402,6 @@ class DockerTarget(Target):
                     client.volumes.get(name).remove(force=True)
                 except docker.errors.NotFound:
                     pass
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def claims(self) -> list[str]:
         return workload.claim_templates(self.db.owner)

@@ -10,11 +10,16 @@ container, network and volume whose owner process is gone.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
+from pathlib import Path
 
 import psutil
 
 LABEL_OWNER = "io.phonebill.product-change-db.owner"
+OWNER_FILE = ".owner"  # in a run's temporary folder: the same owner, for the folder's sweep
+FOLDER_PATTERN = "pc-conformance-*"
 
 
 def owner() -> str:
@@ -45,7 +50,7 @@ def sweep(client) -> list[str]:
     kinds = (("container", lambda: client.containers.list(all=True, filters=flt), {"force": True, "v": True}),
              ("network", lambda: client.networks.list(filters=flt), {}),
              ("volume", lambda: client.volumes.list(filters=flt), {"force": True}))
-    removed = []
+    removed = sweep_folders()
     for kind, listing, options in kinds:
         for item in listing():
             labels = (item.attrs.get("Config") or {}).get("Labels") if kind == "container" else item.attrs.get("Labels")
@@ -56,4 +61,23 @@ def sweep(client) -> list[str]:
                 removed.append(f"{kind} {item.name}")
             except docker.errors.NotFound:
                 pass
+    return removed
+
+
+def mark(folder: Path) -> None:
+    """Name this process as the owner of a temporary folder it made."""
+    (folder / OWNER_FILE).write_text(owner(), encoding="utf-8")
+
+
+def sweep_folders(root: Path | None = None) -> list[str]:
+    """Remove the temporary folders of runs whose owner is gone (a SIGKILLed run cannot)."""
+    removed = []
+    for folder in sorted(Path(root or tempfile.gettempdir()).glob(FOLDER_PATTERN)):
+        try:
+            label = (folder / OWNER_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            continue  # not marked: not ours to judge
+        if not alive(label):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"folder {folder}")
     return removed

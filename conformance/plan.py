@@ -161,6 +161,9 @@ _FIGURES = [
     Figure("auth", "9.1", "password authentication", "scram-sha-256"),
     Figure("network-policy", "9.1", "network policy: cluster-internal only", "phonebill-dev"),
     Figure("tls", "9.1", "TLS", False),
+    Figure("termination-grace", "12.1", "seconds the server gets for a clean shutdown before SIGKILL", None, ours=60,
+           reason="the plan sets none (the kubelet's default is 30 s): a fast shutdown writes a checkpoint, and a "
+                  "SIGKILL before it loses what synchronous_commit=off had not written"),
     Figure("run-as-user", "9.1", "database container account (uid:gid)", None, ours="999:999",
            reason="the plan sets no security context; 999 is the official image's postgres account, "
                   "which owns its files and PGDATA"),
@@ -237,6 +240,10 @@ assert len(SCHEMA_VIEWS) == FIGURES["views"].expected and len(SCHEMA_BREAKER_ROW
 
 # When each major stops getting fixes (PostgreSQL's versioning policy: five years after its
 # first release). The gate warns, without failing, once the manifests' major is past it.
+# Plan 1.2: "95% availability target (acceptable for a dev environment)". Measured against, not
+# checked by the gate: the fault drills' report and check --base's downtime warnings use it.
+AVAILABILITY = 0.95
+
 PG_END_OF_LIFE = {14: "2026-11-12", 15: "2027-11-11", 16: "2028-11-09", 17: "2029-11-08", 18: "2030-11-14"}
 
 SCHEMA_FUNCTIONS = ("cleanup_old_logs", "update_updated_at_column")

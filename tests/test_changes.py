@@ -231,3 +231,15 @@ def test_a_changed_seed_row_is_skipped_by_on_conflict_and_found(repo):
     assert drift.startswith("sql/: rows of product_change.pc_circuit_breaker_state: change-schema (plan 6.1): "
                             "updated database:"), drift
     assert "120000" in drift.split("fresh:")[0] and "180000" in drift.split("fresh:")[1]
+
+
+def test_a_setting_postgresql_does_not_know_or_will_not_change(repo):
+    """A misspelt setting stops the server at start; a read-only one is ignored: both say so."""
+    repo.conf("max_connections = 100", "max_connections = 100\nmax_locks_per_transactions = 128\nblock_size = 16384")
+    config_checksum.write(manifests.load(repo.manifests))
+    repo.commit("two wrong settings")
+    no_effect = [l for l in change_lines(repo.check()) if "change-no-effect" in l]
+    assert any("max_locks_per_transactions: unset -> 128: PostgreSQL 14 has no such setting: the server refuses to "
+               "start with it; remedy: check its name" in l for l in no_effect), no_effect
+    assert any("block_size: unset -> 16384: a read-only setting (context internal): the server ignores it" in l
+               for l in no_effect), no_effect

@@ -10,7 +10,7 @@ from conformance import config_checksum, pgconf, workload
 from conformance.changes import settings_context
 from conformance.changes.diff import Pair, differences, pairs, under, value
 from conformance.manifests import K8sObject, Manifests, dotted
-from conformance.plan import figure
+from conformance.plan import AVAILABILITY, figure
 from conformance.results import ChangeFinding
 
 REFUSED, DATA, DOWNTIME, NO_EFFECT = "refused", "data-at-risk", "downtime", "no-effect"
@@ -225,7 +225,8 @@ def _downtime(pair: Pair, diffs: list[tuple], settings: list[str]) -> list[Judge
                                       f"clean shutdown with its checkpoint (SIGKILL after {grace} s), then a start "
                                       f"(ready {ready} s after the container starts at the earliest"
                                       + (f"; crash recovery may take up to the startupProbe's {window} s" if window else "")
-                                      + ")", "apply outside working hours, or tell the team (plan 1.2: 95% availability)"))]
+                                      + ")", f"apply outside working hours, or tell the team (plan 1.2: {AVAILABILITY:.0%} "
+                                      "availability)"))]
 
 
 def _settings(pair_cm: Pair, sts_pair: Pair | None, major: int) -> tuple[list[Judged], list[str]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from conformance.live.statements import FINISHED, REQUEST
 from conformance.plan import figure
 
 SCHEMA = figure("schema").expected
@@ -18,8 +19,10 @@ PREFIX = "drill-"
 
 
 def digest(request_id: str, line: str, customer: str) -> str:
-    """What the finished row must hold, as the client wrote it."""
-    return hashlib.md5(f"{request_id}|{line}|{customer}|PLAN-A|PLAN-B|COMPLETED|2".encode()).hexdigest()  # version 0, +1 twice
+    """What the finished row must hold, as the client wrote it (ROW_DIGEST, computed here)."""
+    f = FINISHED
+    return hashlib.md5(f"{request_id}|{line}|{customer}|{f['current_product_code']}|{f['target_product_code']}|"
+                       f"{f['process_status']}|{f['version']}".encode()).hexdigest()
 
 
 ROW_DIGEST = ("md5(request_id || '|' || line_number || '|' || customer_id || '|' || current_product_code || '|' "
@@ -27,18 +30,11 @@ ROW_DIGEST = ("md5(request_id || '|' || line_number || '|' || customer_id || '|'
 
 
 def _request(conn, request_id: str, line: str, customer: str) -> None:
-    """The write path of live/statements.py, for one request, in one transaction."""
+    """The service's write path (live/statements.py) for one request, in one transaction."""
+    params = {"request_id": request_id, "line": line, "customer": customer}
     with conn.transaction():
-        conn.execute(f"INSERT INTO {SCHEMA}.pc_product_change_history (request_id, line_number, customer_id, "
-                     "current_product_code, target_product_code) VALUES (%s, %s, %s, 'PLAN-A', 'PLAN-B')",
-                     (request_id, line, customer))
-        conn.execute(f"UPDATE {SCHEMA}.pc_product_change_history SET process_status = 'VALIDATED', "
-                     "validated_at = now(), version = version + 1 WHERE request_id = %s", (request_id,))
-        conn.execute(f"INSERT INTO {SCHEMA}.pc_kos_integration_log (request_id, integration_type, method, endpoint_url, "
-                     "response_status, response_time_ms, is_success) VALUES (%s, 'PRODUCT_CHANGE', 'POST', "
-                     "'/kos/change', 200, 35, true)", (request_id,))
-        conn.execute(f"UPDATE {SCHEMA}.pc_product_change_history SET process_status = 'COMPLETED', "
-                     "processed_at = now(), version = version + 1 WHERE request_id = %s", (request_id,))
+        for step in REQUEST:
+            conn.execute(step, params)
 
 
 @dataclass

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from conformance.drills.campaign import Drill
 from conformance.drills.runner import BACKUP_KILL, INIT_KILL, POWER_CUT, PROCESS_KILL
+from conformance.plan import AVAILABILITY
 
 FAULTS = (PROCESS_KILL, POWER_CUT, INIT_KILL, BACKUP_KILL)
 MONTH_HOURS = 730
-AVAILABILITY = 0.95  # plan 1.2
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,9 @@ def _f(v, digits=0, unit=""):
 
 def meaning(table: list[Row]) -> list[str]:
     """What the figures mean for plan 1.2's 95% availability (36.5 hours down a month)."""
-    budget = (1 - AVAILABILITY) * MONTH_HOURS
-    out = [f"Plan 1.2 asks for {AVAILABILITY:.0%} availability: {budget:.1f} hours down a month."]
+    availability = AVAILABILITY
+    budget = (1 - availability) * MONTH_HOURS
+    out = [f"Plan 1.2 asks for {availability:.0%} availability: {budget:.1f} hours down a month."]
     for r in table:
         if r.config != "plan" or r.fault not in (PROCESS_KILL, POWER_CUT):
             continue

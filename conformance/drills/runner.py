@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from conformance import workload
 from conformance.bench.configs import Config, apply, configurations
@@ -98,35 +97,22 @@ def _count(trial: Trial, acked, damage: verify.Damage) -> None:
     trial.details += damage.amcheck
 
 
-DRILL_DB = "pc_drill_init"
-
-
 def init_kill(target, manifests, config: Config, progress) -> Trial:
-    """The init Job's script into a scratch database, the server killed at once."""
+    """The live check's drill (live-12.1-init-survives-a-kill) under this configuration."""
+    from conformance.live.fault_checks import init_then_kill
+
     apply(_superuser(target), config)
     trial = Trial(config.name, INIT_KILL, 1)
-    with _superuser(target)() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DRILL_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DRILL_DB)))
-    proc = target.run_script(workload.schema_init(manifests), env={"PGDATABASE": DRILL_DB})
-    if proc.returncode != 0:
-        trial.details.append(f"the init script failed before the kill: {(proc.stderr or '').strip()[-200:]}")
+    try:
+        tables, rows, trial.recovery_s = init_then_kill(target, manifests)
+    except RuntimeError as exc:  # the script failed before the kill
+        trial.details.append(str(exc))
         trial.corrupt = True
         return trial
-    target.kill_server()
-    start = time.monotonic()
-    target.start_server()
-    trial.recovery_s = time.monotonic() - start
-    schema = figure("schema").expected
-    with psycopg.connect(**target.conninfo("superuser", dbname=DRILL_DB)) as conn:
-        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (schema,)).fetchone()[0]
-        rows = conn.execute(f"SELECT count(*) FROM {schema}.pc_circuit_breaker_state").fetchone()[0] if tables else 0
     want = len(SCHEMA_TABLES) + len(SCHEMA_BREAKER_ROWS)
     trial.acked, trial.lost = want, want - (tables + rows)
     if trial.lost:
         trial.details.append(f"{tables} tables and {rows} breaker rows after the kill")
-    with _superuser(target)() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DRILL_DB)))
     progress(f"{config.name}: kill right after the init: {trial.lost} of {want} objects and rows lost")
     return trial
 

@@ -12,7 +12,6 @@ from conformance.static import wraps_missing
 # What the Azure Disk CSI driver can give a claim; ReadWriteMany and ReadOnlyMany never bind.
 AZURE_DISK_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 SOCKET_DIR = "/var/run/postgresql"  # the official image's unix_socket_directories
-MIN_GRACE_SECONDS = 60  # a fast shutdown's checkpoint; the kubelet's default 30 s may SIGKILL it
 
 
 def _claims(ctx):
@@ -90,7 +89,7 @@ def data_kept(ctx):
 def clean_shutdown(ctx):
     sts = ctx.need("StatefulSet", "name")
     path = workload.POD_SPEC[sts.kind] + ("terminationGracePeriodSeconds",)
-    grace = sts.get(path, 30)
-    if not isinstance(grace, int) or grace < MIN_GRACE_SECONDS:
-        yield ctx.finding(sts, path, f"at least {MIN_GRACE_SECONDS} s (a SIGKILL before the shutdown checkpoint loses "
+    grace, least = sts.get(path, 30), figure("termination-grace").expected
+    if not isinstance(grace, int) or grace < least:
+        yield ctx.finding(sts, path, f"at least {least} s (a SIGKILL before the shutdown checkpoint loses "
                           "the commits synchronous_commit=off had not written)", f"{grace} s")

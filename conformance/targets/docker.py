@@ -162,8 +162,11 @@ class DockerTarget(Target):
     def sidecar_specs(self) -> list[ContainerSpec]:
         """The pod's other containers; they join the database container's network namespace,
         as containers of one pod share one, so 127.0.0.1:5432 is the server for them too."""
-        return [container_spec(c, f"{self.prefix}-{c.name}", self._secret_sources(c), labels=self.labels())
+        return [container_spec(c, self.sidecar_name(c), self._secret_sources(c), labels=self.labels())
                 for c in self.sidecars()]
+
+    def sidecar_name(self, container: workload.Container) -> str:
+        return f"{self.prefix}-{container.name}"
 
     def port_binding(self) -> dict:
         """Published on loopback only: the dev passwords must not reach the LAN. The sidecars'
@@ -379,8 +382,8 @@ class DockerTarget(Target):
         import docker
 
         client = self._client
-        for spec in self.sidecar_specs():
-            self._remove_named(spec.name)
+        for sidecar in self.sidecars():  # by name: stopping writes nothing (a spec would write its Secret files)
+            self._remove_named(self.sidecar_name(sidecar))
         container = self._container or self._existing()
         if container is not None:
             try:

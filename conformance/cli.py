@@ -15,6 +15,10 @@ from conformance.pg.binaries import major_argument
 from conformance.report import FORMATS, render
 from conformance.results import Status
 
+# The runbooks `runbook` prints (conformance.runbooks.books.BOOKS, kept here so that --help
+# needs no import of them).
+RUNBOOKS = ("apply", "restore", "upgrade", "rollback", "retire-claim", "node-crash", "snapshot", "from-v1")
+
 
 def _default_manifests() -> Path:
     return Path("manifests")
@@ -47,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --base: do not start an embedded server to compare a changed sql/")
     run = sub.add_parser("run", help="start the configuration on a target and check the running server")
     _common(run)
+    run.set_defaults(manifests=None)  # resolved with --pg-major (_run_manifests)
     run.add_argument("--target", choices=("native", "docker", "kind", "cluster"), default="native")
     run.add_argument("--keep", action="store_true", help="keep the server/cluster and its files after the run")
     run.add_argument("--allow-writes", action="store_true", help="cluster target: allow checks that write")
@@ -96,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     rehearsal.add_argument("--to", dest="to_major", type=major_argument, required=True)
     rehearsal.add_argument("--target", choices=("native", "docker"), default="native")
     rehearsal.add_argument("--manifests", type=Path, default=_default_manifests())
+    runbook = sub.add_parser("runbook", help="print a runbook for the manifests of a major: the exact commands, "
+                                             "as a script (default) or markdown")
+    runbook.add_argument("name", nargs="?", choices=RUNBOOKS, help="which runbook")
+    runbook.add_argument("--pg-major", type=major_argument, default=None,
+                         help="the major the cluster runs (default: the plan's 14)")
+    runbook.add_argument("--from", dest="from_major", type=major_argument, default=None,
+                         help="upgrade: the major running now (default 14); rollback: the major to leave")
+    runbook.add_argument("--to", dest="to_major", type=major_argument, default=None,
+                         help="upgrade: the major to move to; rollback: the major to go back to (default 14)")
+    runbook.add_argument("--dump", default=None, help="restore: the dump's file name (else $DUMP when it runs)")
+    runbook.add_argument("--format", choices=("sh", "md"), default="sh")
+    runbook.add_argument("--docs", action="store_true", help="write docs/runbooks/ (the runbooks for the plan's "
+                                                             "major and its upgrade) instead of printing one")
+    runbook.add_argument("--check", action="store_true", help="with --docs: exit 1 when a file differs")
+    drill = sub.add_parser("restore-drill", help="the restore runbooks' database steps on a target: a dump "
+                                                 "restored, a cut-short one refused, the v1.0 data-only restore, "
+                                                 "pg_amcheck")
+    drill.add_argument("--target", choices=("native", "docker"), default="native")
     overlays = sub.add_parser("upgrade-overlays", help="write upgrade/pgNN/ (the manifests on later "
                                                        "majors) from the plan data")
     overlays.add_argument("--manifests", type=Path, default=_default_manifests())
@@ -171,11 +194,27 @@ def cmd_check(args) -> int:
     return _report(args, results, context)
 
 
+def _run_manifests(args) -> Path:
+    """The manifests a run checks: with --pg-major N and no --manifests, N's own (upgrade/pgN/);
+    given ones must run N, else the checks would hold N's server to another major's manifests."""
+    from conformance.rehearsal import manifests_dir
+
+    if args.manifests is None:
+        return manifests_dir(_default_manifests(), args.pg_major) if args.pg_major else _default_manifests()
+    return args.manifests
+
+
 def cmd_run(args) -> int:
-    from conformance import manifests
+    from conformance import manifests, workload
     from conformance.live.runner import run_live
 
+    args.manifests = _run_manifests(args)
     loaded = manifests.load(args.manifests)
+    found = workload.image_major(loaded)
+    if args.pg_major is not None and found is not None and found != args.pg_major:
+        raise InputError(f"{args.manifests}: its StatefulSet runs PostgreSQL {found} "
+                         f"({workload.database(loaded).image}); --pg-major {args.pg_major} checks the manifests of "
+                         f"{args.pg_major}: --manifests upgrade/pg{args.pg_major}, or leave --manifests out")
     notes: list[str] = []
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
                        progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),
@@ -327,6 +366,37 @@ def cmd_upgrade_overlays(args) -> int:
     return 0
 
 
+def cmd_restore_drill(args) -> int:
+    from conformance.runbooks import drill
+
+    outcomes = drill.run(Path.cwd(), args.target,
+                         progress=lambda m: print(f"[restore-drill] {m}", file=sys.stderr, flush=True))
+    sys.stdout.write(drill.render(outcomes, args.target))
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def cmd_runbook(args) -> int:
+    from conformance.runbooks import docs, render
+    from conformance.runbooks.books import build
+
+    root = Path.cwd()
+    if args.docs:
+        if args.check:
+            stale = docs.differing(root)
+            for path in stale:
+                print(f"{path} differs from the runbooks' source: run python -m conformance runbook --docs")
+            return 1 if stale else 0
+        for path in docs.write(root):
+            print(f"wrote {path}")
+        return 0
+    if args.name is None:
+        raise InputError(f"runbook: name one of {', '.join(RUNBOOKS)} (or --docs)")
+    book = build(args.name, root, major=args.pg_major, to_major=args.to_major, from_major=args.from_major,
+                 dump_file=args.dump)
+    sys.stdout.write(render.script(book) if args.format == "sh" else render.markdown(book))
+    return 0
+
+
 def cmd_config_checksum(args) -> int:
     from conformance import config_checksum, manifests
 
@@ -379,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     commands = {"check": cmd_check, "run": cmd_run, "policy": cmd_policy, "bench": cmd_bench, "drills": cmd_drills, "rules": cmd_rules, "schema-configmap": cmd_schema_configmap,
                 "images": cmd_images, "upgrade-overlays": cmd_upgrade_overlays,
-                "upgrade-rehearsal": cmd_upgrade_rehearsal,
+                "upgrade-rehearsal": cmd_upgrade_rehearsal, "runbook": cmd_runbook,
+                "restore-drill": cmd_restore_drill,
                 "config-checksum": cmd_config_checksum, "setting-contexts": cmd_setting_contexts}
     try:
         return commands[args.command](args)

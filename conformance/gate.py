@@ -107,8 +107,7 @@ def end_of_life_warnings(manifests, today: date | None = None) -> list[str]:
 
     today = today or date.today()
     container = workload.database(manifests)
-    match = re.match(r"(\d+)", container.image.split("@")[0].rpartition(":")[2])
-    major = int(match.group(1)) if match else None
+    major = workload.image_major(manifests)
     ended = PG_END_OF_LIFE.get(major)
     if ended is None or date.fromisoformat(ended) > today:
         return []

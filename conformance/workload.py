@@ -190,6 +190,14 @@ def database(manifests: Manifests) -> Container:
     return _one(manifests, "StatefulSet", "name", figure("container").expected)
 
 
+def image_major(manifests: Manifests) -> int | None:
+    """The PostgreSQL major the database container's image tag names (postgres:18.6-bookworm: 18)."""
+    import re
+
+    match = re.match(r"(\d+)", database(manifests).image.split("@")[0].rpartition(":")[2])
+    return int(match.group(1)) if match else None
+
+
 def metrics_sidecar(manifests: Manifests) -> Container | None:
     """The StatefulSet's metrics container (plan 8.1, ours), or None when it has none."""
     owner = database(manifests).owner

@@ -62,6 +62,7 @@ def test_workflow_runs_the_three_jobs_with_timeouts_and_the_pinned_kind():
         uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
         assert uploads and uploads[0].get("if") == "always()", f"job {name} keeps its JUnit report"
     assert flow[True]["pull_request"]["paths"][:4] == ["manifests/**", "upgrade/**", "sql/**", "conformance/**"]
+    assert "runbook --docs --check" in runs["gate"]  # docs/runbooks/ follows the manifests
     assert "upgrade-overlays --check" in runs["gate"] and '--manifests "upgrade/pg$major" --pg-major "$major"' in runs["gate"]
 
 

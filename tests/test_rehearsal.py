@@ -1,5 +1,7 @@
-"""docs/upgrade.md rehearsed: 14 from manifests/, rows through the write path, the CronJob's
-dump, N from upgrade/pgN/ with its init Job, the restore Job, every live check, rows compared."""
+"""The upgrade runbook rehearsed: 14 from manifests/, rows through the write path, then every
+step of `runbook upgrade` with its own text where it runs in a pod (counts, the CronJob's dump
+and the sed that names it, N's init Job, the restore Job with the pinned dump, the counts
+compared, every live check), rows compared by checksum too."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ def _assert_passed(report: rehearsal.Rehearsal) -> None:
     assert report.passed, rehearsal.render(report)
     assert report.before["pc_product_change_history"][0] == rehearsal.REQUESTS
     assert set(report.before) == set(SCHEMA_TABLES) and report.before == report.after
-    assert [name for name, _ in report.steps if name in rehearsal.DOWNTIME_STEPS] == list(rehearsal.DOWNTIME_STEPS)
-    assert report.downtime > 0
+    actions = [r.action for r in report.run.records]
+    assert actions[:3] == ["preflight", "stop-writers", "cluster"] and actions[-1] == "cluster"
+    assert {"count-rows", "dump", "apply", "restore", "compare-rows", "verify"} <= set(actions)
+    assert report.downtime > 0 and report.cluster_range[1] > report.cluster_range[0] > 0
 
 
 @pytest.mark.live
@@ -43,18 +47,47 @@ def test_the_runbook_carries_every_row_from_14_to_18_in_docker(client, images):
     _assert_passed(rehearsal.rehearse(ROOT / "manifests", 14, 18, "docker"))
 
 
+def _nightly_backup(executor) -> None:
+    """The CronJob's 02:00 run between the new server's start and the restore: a newer dump,
+    of the new, empty database."""
+    from conformance import workload
+
+    executor.run_job(workload.backup(executor.current.manifests))
+
+
 @pytest.mark.live
-def test_a_restore_that_loses_rows_fails_the_rehearsal(tmp_path):
-    """The restore Job restoring only the schema: the rows differ, and the rehearsal says so."""
+def test_a_nightly_dump_between_the_steps_is_not_what_gets_restored():
+    """The old runbook restored the newest dump; the new one restores the dump it pinned."""
+    report = rehearsal.rehearse(ROOT / "manifests", 14, 15, "native", hooks={"apply": _nightly_backup})
+    assert report.passed, rehearsal.render(report)
+
+
+@pytest.mark.live
+def test_the_wrong_dump_is_caught_by_the_row_counts():
+    def newest_instead(executor):
+        _nightly_backup(executor)
+        newest = max(executor.backup_dir.glob("*.dump"), key=lambda p: (p.stat().st_mtime, p.name))
+        executor.state["dump"] = newest.name  # what "the newest dump" gave the old runbook
+
+    report = rehearsal.rehearse(ROOT / "manifests", 14, 15, "native", hooks={"apply": newest_instead})
+    assert not report.passed and report.run.failed.startswith("step 10 (Compare the rows): the rows differ")
+    assert "product_change.pc_product_change_history|50" in report.run.failed
+    assert "rehearsal: FAILED" in rehearsal.render(report)
+
+
+@pytest.mark.live
+def test_a_restore_that_loses_rows_is_rolled_back_and_fails_the_rehearsal(tmp_path):
+    """The restore Job restoring only the schema: its own check refuses to commit."""
     import shutil
 
     for name in ("manifests", "upgrade", "sql", "docs"):
         shutil.copytree(ROOT / name, tmp_path / name)
     job = tmp_path / "upgrade" / "restore" / "postgresql-product-change-restore-job.yaml"
-    job.write_text(job.read_text().replace("--single-transaction --exit-on-error", "--single-transaction --exit-on-error --schema-only"))
+    job.write_text(job.read_text().replace('pg_restore --clean --if-exists --file=- -- "$dump"',
+                                           'pg_restore --clean --if-exists --schema-only --file=- -- "$dump"'))
     report = rehearsal.rehearse(tmp_path / "manifests", 14, 15, "native")
-    assert not report.passed and not report.rows_match
-    assert "checksum DIFFERENT" in rehearsal.render(report) and "rehearsal: FAILED: rows differ" in rehearsal.render(report)
+    assert not report.passed and "restore check:" in report.run.failed
+    assert "rehearsal: FAILED" in rehearsal.render(report)
 
 
 def test_a_rehearsal_backwards_is_one_line_exit_2():

@@ -131,14 +131,15 @@ def backup_script(ctx):
     path = c.path + ("command",)
     yield from _errexit(ctx, c, script)
     dump = script.find(figure("backup-method").expected)
-    move = script.find("mv ")
+    move = max(script.find("mv "), script.find("ln "))  # renamed, or linked (never over a dump)
     prune = script.find("-delete")
     if dump < 0:
         yield ctx.finding(c.owner, path, "pg_dump", "no pg_dump call")
     if "pg_restore" not in script:
         yield ctx.finding(c.owner, path, "the dump read back (pg_restore) before it counts", "no verification")
     if move < 0 or not (dump < move):
-        yield ctx.finding(c.owner, path, "dump to a temporary file, then mv into place", "no rename after the dump")
+        yield ctx.finding(c.owner, path, "dump to a temporary file, then move (mv or ln) into place",
+                          "no rename after the dump")
     if prune >= 0 and move >= 0 and prune < move:
         yield ctx.finding(c.owner, path, "old dumps pruned only after the new one is in place", "pruning before the rename")
     if re.search(r"-mtime\s+\+", script):

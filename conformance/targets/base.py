@@ -94,6 +94,15 @@ class Target(abc.ABC):
         """Run a Job's or CronJob's container command. env overrides variables; mounts replace
         the container's mounts (container path -> local directory)."""
 
+    def exec_database(self, argv: list[str], stdin: bytes = b"",
+                      timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run argv in the database container, as `kubectl exec -i POD -c postgresql -- ARGV`
+        does: its environment, its user, the server on its local socket; stdin fed in. The
+        runbooks' in-pod steps run through this (stdout and stderr as bytes)."""
+        from conformance.registry import Skip
+
+        raise Skip(f"the {self.name} target cannot run a command in the database container")
+
     @abc.abstractmethod
     def run_probe(self, probe: str) -> int:
         """Run the database container's exec probe (readinessProbe, livenessProbe, startupProbe)."""

@@ -436,6 +436,11 @@ class DockerTarget(Target):
             run.remove(force=True, v=True)
         return subprocess.CompletedProcess([spec.name], code, out, err)
 
+    def exec_database(self, argv, stdin=b"", timeout=300):
+        from conformance.targets import docker_exec
+
+        return docker_exec.run(self._docker(), self._container.id, argv, stdin, timeout)
+
     def run_probe(self, probe: str) -> int:
         argv = self.db.probe_command(probe)
         if not argv:

@@ -286,6 +286,12 @@ class NativeTarget(Target):
             capture_output=True, text=True, timeout=timeout, check=False,
         )
 
+    def exec_database(self, argv, stdin=b"", timeout=300):
+        # In the pod the server's socket is psql's default; here it is the run directory.
+        env = {**self.mapping.env(self.db.env), "PGHOST": str(self.run_dir)}
+        return subprocess.run(self.mapping.argv(argv), env=env, input=stdin, capture_output=True,
+                              timeout=timeout, check=False)
+
     def run_probe(self, probe: str) -> int:
         argv = self.db.probe_command(probe)
         if not argv:

@@ -1,0 +1,119 @@
+"""What a runbook names, read from the manifests it acts on (manifests/ for the plan's major,
+upgrade/pgN/ for a later one), never typed by hand: a runbook for PostgreSQL 18 names 18's
+claim, image and PGDATA because 18's overlay renders them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance import manifests as manifest_loader
+from conformance import workload
+from conformance.errors import InputError
+from conformance.plan import FIGURES, figure, targeting
+
+
+@dataclass(frozen=True)
+class Facts:
+    major: int
+    manifests_dir: str  # as a runbook types it, relative to the repository's root
+    restore_dir: str
+    namespace: str
+    statefulset: str
+    pod: str
+    container: str
+    image: str
+    data_claim: str  # the PersistentVolumeClaim the StatefulSet made for its pod
+    pgdata: str
+    data_mount: str
+    run_as: str  # uid:gid of the database container
+    grace_seconds: int
+    schema_job: str
+    backup_cronjob: str
+    backup_claim: str
+    restore_job: str
+    restore_request: str  # the ConfigMap that names the dump the restore Job restores
+    database: str
+    schema: str
+    app_user: str
+    resource_group: str
+
+    @property
+    def label(self) -> str:
+        return f"PostgreSQL {self.major} ({self.manifests_dir}/)"
+
+
+def manifests_path(root: Path, major: int) -> Path:
+    """The manifests of a major: manifests/ for the plan's, upgrade/pgN/ beside it for a later one."""
+    from conformance.rehearsal import manifests_dir
+
+    return manifests_dir(root / "manifests", major)
+
+
+def restore_path(root: Path, major: int) -> Path:
+    if major == FIGURES["pg-major"].plan:
+        return root / "upgrade" / "restore"
+    return root / "upgrade" / f"pg{major}" / "restore"
+
+
+def _restore_request(restore: manifest_loader.Manifests) -> str:
+    """The ConfigMap the restore Job reads DUMP_FILE from (its configMapKeyRef)."""
+    job = restore.find("Job", figure("restore-job").expected)
+    if job is None:
+        raise InputError(f"{restore.root}: no Job {figure('restore-job').expected}")
+    for c in workload.pod_spec(job).get("containers") or []:
+        for item in c.get("env") or []:
+            ref = (item.get("valueFrom") or {}).get("configMapKeyRef") or {}
+            if item.get("name") == "DUMP_FILE" and ref.get("name"):
+                return ref["name"]
+    raise InputError(f"{restore.root}: Job {job.name} takes DUMP_FILE from no ConfigMap (configMapKeyRef)")
+
+
+def read(root: Path, major: int) -> Facts:
+    """The facts of `major`'s manifests in the project at root."""
+    mdir = manifests_path(root, major)
+    rdir = restore_path(root, major)
+    loaded = manifest_loader.load(mdir)
+    restore = manifest_loader.load(rdir)
+    with targeting(major):
+        db = workload.database(loaded)
+        sts = db.owner
+        claim_template = figure("data-claim").expected
+        if claim_template not in workload.claim_templates(sts):
+            raise InputError(f"{mdir}: StatefulSet {sts.name} has no claim template {claim_template}")
+        mount = next((m for m in db.mounts() if m.volume == claim_template), None)
+        if mount is None:
+            raise InputError(f"{mdir}: container {db.name} does not mount {claim_template}")
+        context = workload.pod_spec(sts).get("securityContext") or {}
+        backup = workload.backup(loaded)
+        backup_mount = next((m for m in backup.mounts() if m.source.get("persistentVolumeClaim")), None)
+        if backup_mount is None:
+            raise InputError(f"{mdir}: the backup CronJob mounts no claim")
+        secret = figure("secret").expected
+        app_user = loaded.secret_value(secret, figure("app-secret-keys").expected[0])
+        if not app_user:
+            raise InputError(f"{mdir}: Secret {secret} has no {figure('app-secret-keys').expected[0]}")
+        return Facts(
+            major=major,
+            manifests_dir=str(mdir.relative_to(root)),
+            restore_dir=str(rdir.relative_to(root)),
+            namespace=sts.namespace or figure("namespace").expected,
+            statefulset=sts.name,
+            pod=f"{sts.name}-0",
+            container=db.name,
+            image=db.image,
+            data_claim=f"{claim_template}-{sts.name}-0",
+            pgdata=db.env.get("PGDATA", ""),
+            data_mount=mount.path,
+            run_as=f"{context.get('runAsUser')}:{context.get('runAsGroup')}",
+            grace_seconds=int(workload.pod_spec(sts).get("terminationGracePeriodSeconds") or 30),
+            schema_job=figure("schema-job").expected,
+            backup_cronjob=backup.owner.name,
+            backup_claim=backup_mount.source["persistentVolumeClaim"].get("claimName", ""),
+            restore_job=figure("restore-job").expected,
+            restore_request=_restore_request(restore),
+            database=db.env.get("POSTGRES_DB", figure("database").expected),
+            schema=figure("schema").expected,
+            app_user=app_user,
+            resource_group=figure("resource-group").expected,
+        )

@@ -1,6 +1,8 @@
-"""python -m conformance check | run | policy | bench | rules | images | schema-configmap
+"""python -m conformance check | run | policy | bench | drills | rules | images | runbook | ...
 
-Exit codes: 0 all checks pass, 1 a check failed, 2 the input or the environment cannot be used.
+Exit codes: 0 all checks pass, 1 a check failed, 2 the input or the environment cannot be used,
+3 nothing was checked: the target or tool the command needs cannot run here (--allow-skip: 0,
+every check reported as skipped).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from conformance.errors import EnvironmentProblem, InputError
+from conformance.errors import EnvironmentProblem, InputError, NothingChecked
 from conformance.pg.binaries import major_argument
 from conformance.report import FORMATS, render
 from conformance.results import Status
@@ -36,6 +38,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="also list skipped checks and their reasons")
 
 
+def _allow_skip(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-skip", action="store_true",
+                        help="where the target or tool cannot run here, report the checks as skipped and exit 0 "
+                             "(default: exit 3, nothing was checked)")
+
+
+def _unless_allowed(args, reason: str | None) -> bool:
+    """True when the run cannot happen here and the user allowed that; NothingChecked when
+    they did not."""
+    if reason is None:
+        return False
+    if not getattr(args, "allow_skip", False):
+        raise NothingChecked(f"{reason}; nothing was checked (--allow-skip to report it as skipped)")
+    print(f"skipped: {reason}", file=sys.stderr)
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", choices=("native", "docker", "kind", "cluster"), default="native")
     run.add_argument("--keep", action="store_true", help="keep the server/cluster and its files after the run")
     run.add_argument("--allow-writes", action="store_true", help="cluster target: allow checks that write")
+    _allow_skip(run)
     run.add_argument("--context", default=None, help="cluster target: kubectl context (default: $CONFORMANCE_CONTEXT, "
                                                      "else the current one)")
     run.add_argument("--cluster-name", default=None, help="kind target: cluster to create or reuse (default pc-conformance)")
@@ -78,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --pg-major N: measure N against M side by side (what the upgrade changes)")
     bench.add_argument("--suite-json", type=Path, default=None,
                        help="pytest-benchmark JSON of the suite itself, to include in the report")
+    _allow_skip(bench)
     drills = sub.add_parser("drills", help="what the dev tuning costs under faults: process kills and power cuts, "
                                            "the durable baseline beside the plan's configuration")
     drills.add_argument("--manifests", type=Path, default=_default_manifests())
@@ -87,10 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "minutes here) instead of 20 and 8")
     drills.add_argument("--no-power", action="store_true", help="leave out the power cuts (no qemu)")
     drills.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
+    _allow_skip(drills)
     rules_cmd = sub.add_parser("rules", help="test the alert rules with promtool: each alarm of plan 8.1 fires "
                                              "just over its threshold after its duration, never just under")
     rules_cmd.add_argument("--manifests", type=Path, default=_default_manifests())
     rules_cmd.add_argument("--keep", type=Path, default=None, help="write the rule file and the tests to this folder")
+    _allow_skip(rules_cmd)
     images = sub.add_parser("images", help="local stand-ins for the manifests' images, for machines that cannot pull")
     images.add_argument("action", choices=("build", "list"), help="build: make the missing or outdated stand-ins; "
                                                                  "list: what is local, a stand-in or missing")
@@ -215,7 +238,10 @@ def cmd_run(args) -> int:
         raise InputError(f"{args.manifests}: its StatefulSet runs PostgreSQL {found} "
                          f"({workload.database(loaded).image}); --pg-major {args.pg_major} checks the manifests of "
                          f"{args.pg_major}: --manifests upgrade/pg{args.pg_major}, or leave --manifests out")
+    from conformance import targets
+
     notes: list[str] = []
+    _unless_allowed(args, targets.unavailable_reason(args.target))
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
                        progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),
                        manifests_dir=args.manifests, context=args.context, cluster=args.cluster_name, notes=notes,
@@ -237,8 +263,6 @@ def cmd_policy(args) -> int:
             if r.status == "failed" or (args.verbose and r.status == "skipped"):
                 print(r.line_text())
         print(policy.summary(results, version))
-        if version != policy.CHECKOV_VERSION:
-            print(f"note: checkov {version}; the project pins {policy.CHECKOV_VERSION} (nox -s policy installs it)")
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
@@ -254,9 +278,7 @@ def cmd_bench(args) -> int:
         raise InputError("--compare M goes with --pg-major N: the major measured against M")
     major = args.pg_major or figure("pg-major").plan
     loaded = manifests.load(manifests_dir(args.manifests, major))
-    reason = targets.unavailable_reason(args.target)
-    if reason:
-        print(f"skipped: {reason}", file=sys.stderr)
+    if _unless_allowed(args, targets.unavailable_reason(args.target)):
         return 0
     progress = lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True)  # noqa: E731
     options = harness.QUICK if args.quick else harness.FULL
@@ -281,7 +303,18 @@ def cmd_drills(args) -> int:
     from conformance import manifests
     from conformance.drills import campaign, report, runner
 
+    from conformance import targets
+    from conformance.drills import vm
+
     loaded = manifests.load(args.manifests)
+    if _unless_allowed(args, targets.unavailable_reason(args.target)):
+        return 0
+    power = not args.no_power
+    if power and not args.allow_skip:
+        missing = vm.ensure_qemu(lambda m: print(f"[drills] {m}", file=sys.stderr, flush=True)) or vm.unavailable_reason()
+        if missing:
+            raise NothingChecked(f"the power cuts need a virtual machine: {missing}; --no-power drills without "
+                                 "them, --allow-skip notes them as not drilled")
     drill = campaign.run(loaded, args.target, runner.QUICK if args.quick else runner.FULL, power=not args.no_power,
                          progress=lambda m: print(f"[drills] {m}", file=sys.stderr, flush=True))
     paths = report.write(drill, args.output)
@@ -301,8 +334,7 @@ def cmd_rules(args) -> int:
     if rules.rule_object(loaded) is None:
         raise InputError(f"{args.manifests}: no PrometheusRule (manifests/monitoring/)")
     promtool = tools.find("promtool", progress=lambda m: print(m, file=sys.stderr))
-    if promtool is None:
-        print(f"skipped: {tools.reason('promtool')}", file=sys.stderr)
+    if _unless_allowed(args, tools.reason("promtool") if promtool is None else None):
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
@@ -454,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
                 "config-checksum": cmd_config_checksum, "setting-contexts": cmd_setting_contexts}
     try:
         return commands[args.command](args)
+    except NothingChecked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except (InputError, EnvironmentProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

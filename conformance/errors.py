@@ -7,3 +7,9 @@ class InputError(Exception):
 
 class EnvironmentProblem(Exception):
     """What a target needs is missing here (PostgreSQL 14 binaries, Docker, kind): exit 2."""
+
+
+class NothingChecked(EnvironmentProblem):
+    """The target or tool a run needs cannot run here, so nothing would be checked (exit 3, one
+    line): a CI job must not go green having checked nothing. --allow-skip reports every check
+    as skipped instead and exits 0."""

@@ -88,8 +88,14 @@ def run(manifests: Manifests, checkov: str, timeout: float = 600) -> tuple[list[
     reports = report if isinstance(report, list) else [report]
     kube = next((r for r in reports if r.get("check_type") == "kubernetes"), None)
     version = (kube or {}).get("summary", {}).get("checkov_version") or _version(checkov)
-    if kube is None:  # nothing checkov knows how to scan
-        return [], version
+    if version != CHECKOV_VERSION:
+        # Its checks and their results change with the version: another one's verdict is not ours.
+        raise EnvironmentProblem(f"checkov {version} at {checkov}; the project pins {CHECKOV_VERSION}: run "
+                                 "`nox -s policy`, or pip install 'checkov==" + CHECKOV_VERSION + "'")
+    if kube is None:
+        last = (proc.stderr or "").strip().splitlines()
+        raise EnvironmentProblem(f"checkov gave no Kubernetes report for {len(manifests.objects)} objects (exit "
+                                 f"{proc.returncode}){': ' + last[-1] if last else ''}: nothing was checked")
     if kube["results"].get("parsing_errors"):
         raise EnvironmentProblem(f"checkov could not parse the rendered manifests: {kube['results']['parsing_errors']}")
     results = []
@@ -107,6 +113,9 @@ def run(manifests: Manifests, checkov: str, timeout: float = 600) -> tuple[list[
                                         obj.ref if obj else item.get("resource", "?"),
                                         keys if effective == "failed" else (),
                                         (reason or NO_REASON) if status == "skipped" else ""))
+    if not results:
+        raise EnvironmentProblem(f"checkov's Kubernetes report holds no result for {len(manifests.objects)} "
+                                 "objects: nothing was checked")
     return results, version
 
 

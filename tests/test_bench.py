@@ -129,14 +129,17 @@ def test_report_writes_markdown_json_and_chart(tmp_path):
         assert "dev_password" not in path.read_text()
 
 
-def test_bench_on_an_absent_target_skips_with_the_reason(tmp_path):
-    from conformance.targets import docker_engine
+def test_bench_on_an_absent_target_measured_nothing_exit_3(tmp_path):
+    """kind cannot run here (tests/test_kind_target.py): the bench says so, exit 3, or 0 when allowed."""
+    from conformance.targets.kind import unavailable_reason
 
-    if docker_engine.unavailable_reason() is None:
-        pytest.skip("Docker runs here")
-    proc = subprocess.run([sys.executable, "-m", "conformance", "bench", "--target", "docker", "--output",
-                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stderr.startswith("skipped: the docker target needs a running Docker engine")
+    if unavailable_reason() is None:
+        pytest.skip("kind runs here")
+    argv = [sys.executable, "-m", "conformance", "bench", "--target", "kind", "--output", str(tmp_path)]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3 and proc.stderr.startswith("error: the kind target cannot run here")
+    allowed = subprocess.run([*argv, "--allow-skip"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert allowed.returncode == 0 and allowed.stderr.startswith("skipped: the kind target cannot run here")
     assert not list(tmp_path.iterdir())
 
 

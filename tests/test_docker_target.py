@@ -151,12 +151,14 @@ NO_DOCKER = docker_engine.unavailable_reason()
 
 
 @pytest.mark.skipif(NO_DOCKER is None, reason="Docker is running here; tests/test_docker_live.py runs the target for real")
-def test_run_target_docker_skips_with_the_reason():
+def test_run_target_docker_without_an_engine_checked_nothing_exit_3():
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "docker"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "skipped: the docker target needs a running Docker engine" in proc.stderr
-    assert "Traceback" not in proc.stderr and "0 passed, 0 failed, 0 errors" in proc.stdout
+    assert proc.returncode == 3 and "the docker target needs a running Docker engine" in proc.stderr
+    allowed = subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "docker", "--allow-skip"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "Traceback" not in allowed.stderr and "0 passed, 0 failed, 0 errors" in allowed.stdout
 
 
 @pytest.mark.skipif(NO_DOCKER is None, reason="Docker is running here")

@@ -194,11 +194,16 @@ NO_KIND = unavailable_reason()
 
 
 @pytest.mark.skipif(NO_KIND is None, reason="kind runs here; the live test covers it")
-def test_run_target_kind_skips_with_the_reason():
+def test_run_target_kind_where_kind_is_missing_checked_nothing_exit_3():
+    """Nothing ran is not green: exit 3 with one line, unless the user allows the skip."""
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "kind"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "skipped: the kind target cannot run here" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 3 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("error: the kind target cannot run here") and "nothing was checked" in proc.stderr
+    allowed = subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "kind", "--allow-skip"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert allowed.returncode == 0 and "skipped: the kind target cannot run here" in allowed.stderr
+    assert "0 passed, 0 failed, 0 errors" in allowed.stdout and "Traceback" not in allowed.stderr
 
 
 def test_cluster_target_without_a_context_says_so(tmp_path):

@@ -318,3 +318,28 @@ def test_an_initdb_template_gives_the_same_server(tmp_path, monkeypatch):
     k = initdb_template.key(bindir, "postgres", "a", ["--encoding=UTF8"])
     assert k != initdb_template.key(bindir, "postgres", "b", ["--encoding=UTF8"]), "another password, another template"
     assert k != initdb_template.key(bindir, "postgres", "a", ["--encoding=UTF8", "-k"])
+
+
+def test_an_unknown_check_id_is_an_error_not_an_empty_pass():
+    """A misspelt id used to select nothing: zero results, and a caller that counts failures passed."""
+    from conformance.errors import InputError
+
+    with pytest.raises(InputError, match=r"no live check live-14\.2-indexs \(the live checks: "):
+        run_live(manifests.load(ROOT / "manifests"), "native", only={"live-14.2-indexs"})
+
+
+@pytest.mark.live
+def test_a_connection_refused_for_another_reason_is_an_error_not_a_pass():
+    """pg_hba.conf rejects the probe role: the refusal is 28000 (the host rule), not 42501 (no
+    CONNECT). Any failure to connect used to count as the refusal, so the check passed."""
+    from conformance.live.context import LiveContext
+
+    with NativeTarget(manifests.load(ROOT / "manifests")) as target:
+        apply_schema(target)
+        hba = target.server.datadir / "pg_hba.conf"
+        hba.write_text("host all pc_conformance_intruder all reject\n" + hba.read_text())
+        with psycopg.connect(**target.conninfo("superuser"), autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        (result,) = run_checks(LiveContext(target, target.manifests), only={"live-9.1-connect-only-accounts"})
+    assert result.status is Status.ERROR, result.lines()
+    assert "meant to be refused with SQLSTATE 42501, but failed with 28000" in result.message

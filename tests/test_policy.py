@@ -97,3 +97,31 @@ def test_no_password_outside_the_secret_in_the_rendered_manifests():
             continue
         text = yaml.safe_dump(obj.data)
         assert not [n for n in needles if n in text], f"{obj.file}: {obj.ref} holds a password"
+
+
+def _fake_checkov(tmp_path, report) -> str:
+    """A program in checkov's place that answers `--version` with the pin and prints this report:
+    the shapes a crash, a parse failure or a report without the Kubernetes framework give, which
+    the real checkov does not produce on demand."""
+    script = tmp_path / "checkov"
+    script.write_text("#!/bin/sh\n"
+                      f'if [ "$1" = --version ]; then echo {policy.CHECKOV_VERSION}; exit 0; fi\n'
+                      f"cat <<'EOF'\n{json.dumps(report)}\nEOF\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize("report,says", [
+    ([], "checkov gave no Kubernetes report for"),
+    ({"check_type": "terraform", "results": {}, "summary": {"checkov_version": policy.CHECKOV_VERSION}},
+     "checkov gave no Kubernetes report for"),
+    ({"check_type": "kubernetes", "results": {"passed_checks": [], "failed_checks": [], "skipped_checks": []},
+      "summary": {"checkov_version": policy.CHECKOV_VERSION}}, "holds no result for"),
+    ({"check_type": "kubernetes", "results": {}, "summary": {"checkov_version": "2.0.1"}},
+     "checkov 2.0.1 at"),
+])
+def test_a_report_that_checked_nothing_is_exit_2_not_a_pass(tmp_path, report, says):
+    """It used to print "0 passed, 0 failed" and exit 0 (a version other than the pin: a note)."""
+    proc = policy_run(ROOT / "manifests", "--checkov", _fake_checkov(tmp_path, report))
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr

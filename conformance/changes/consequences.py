@@ -238,32 +238,36 @@ def _settings(pair_cm: Pair, sts_pair: Pair | None, major: int) -> tuple[list[Ju
                      if (before.get(n).raw if n in before else None) != (after.get(n).raw if n in after else None))
     if not changed:
         return [], []
-    contexts = settings_context.contexts(major)
+    contexts, read_from = settings_context.contexts(major)
+    # Said in every finding when the saved contexts are another major's (none saved for this one).
+    source = "" if read_from == major else f" (contexts of PostgreSQL {read_from}: none saved for {major})"
     path = ("spec", "template", "metadata", "annotations", config_checksum.ANNOTATION)
     restarts = sts_pair is not None and sts_pair.now is not None and sts_pair.base is not None and \
         value(sts_pair.base, path) != value(sts_pair.now, path)
     out, applied = [], []
     for name in changed:
-        context = contexts.get(name, "unknown")
+        context = contexts.get(name, "custom" if settings_context.is_custom(name) else "unknown")
         where = ("data", key)
         line = _conf_line(pair_cm.now, key, after.get(name))
         shown = f"{name}: {before[name].raw if name in before else 'unset'} -> {after[name].raw if name in after else 'unset'}"
         if context == "internal":
             out.append(Judged(NO_EFFECT, ChangeFinding(pair_cm.now.file, pair_cm.now.ref, dotted(where),
-                                                       "a read-only setting (context internal): the server ignores it",
-                                                       shown, line, "remove it")))
+                                                       "a read-only setting (context internal): the server "
+                                                       f"ignores it{source}", shown, line, "remove it")))
         elif context == "unknown":
             out.append(Judged(NO_EFFECT, ChangeFinding(pair_cm.now.file, pair_cm.now.ref, dotted(where),
-                                                       f"PostgreSQL {major} has no such setting: the server refuses "
-                                                       "to start with it", shown, line, "check its name")))
+                                                       f"PostgreSQL {major} has no such setting{source}: the server "
+                                                       "refuses to start with it", shown, line, "check its name")))
         elif restarts:
             applied.append(f"{name} ({context})")
         else:
-            needs = "a restart" if context == "postmaster" else "a reload (or a restart)" \
-                if context == "sighup" else "new sessions"
+            # The server reads postgresql.conf at its start and on SIGHUP only: whatever the context,
+            # a file that changed under it changes nothing until one of them.
+            needs = "a restart" if context == "postmaster" else "a reload (SIGHUP) or a restart"
+            kind = "a custom setting (prefix.name)" if context == "custom" else f"pg_settings context {context}"
             out.append(Judged(NO_EFFECT, ChangeFinding(
                 pair_cm.now.file, pair_cm.now.ref, dotted(where),
-                f"takes effect only after {needs} (pg_settings context {context}), and nothing restarts or signals "
+                f"takes effect only after {needs} ({kind}{source}), and nothing restarts or signals "
                 f"the pod when the ConfigMap changes: the running server keeps the old value", shown, line,
                 "update the checksum annotation (`python -m conformance config-checksum`) so the pod restarts")))
     return out, applied

@@ -17,13 +17,20 @@ def _all() -> dict[str, dict[str, str]]:
     return json.loads(DATA.read_text(encoding="utf-8"))["majors"]
 
 
-def contexts(major: int) -> dict[str, str]:
-    """name -> context for a major; the nearest major we have data for when it is missing."""
+def contexts(major: int) -> tuple[dict[str, str], int]:
+    """(name -> context, the major they were read from): the nearest major we have data for
+    when this one has none saved, which the findings then name."""
     data = _all()
     if str(major) in data:
-        return data[str(major)]
+        return data[str(major)], major
     nearest = min(data, key=lambda m: abs(int(m) - major))
-    return data[nearest]
+    return data[nearest], int(nearest)
+
+
+def is_custom(name: str) -> bool:
+    """A `prefix.name` setting: PostgreSQL accepts it in postgresql.conf as a placeholder (or
+    an extension's own, such as auto_explain.*), never refuses to start over it."""
+    return "." in name
 
 
 def generate(majors: list[int], progress=print) -> dict:

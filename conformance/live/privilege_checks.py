@@ -10,6 +10,7 @@ from conformance.live.context import SQL_FILES
 from conformance.live.statements import WRITE_PATH
 from conformance.plan import (PRIVILEGE_KINDS, PRIVILEGES, ROLE_ATTRIBUTES, ROLE_MEMBERSHIPS, ROLE_SETTINGS,
                               SCHEMA_TABLES as EXPECTED_TABLES, SCHEMA_VIEWS as EXPECTED_VIEWS, figure)
+from conformance.pg import attempt
 from conformance.registry import Skip, live
 
 STS_FILE = "postgresql-product-change-statefulset.yaml"
@@ -23,22 +24,10 @@ class RefusedForAnotherReason(Exception):
     so the check reports an error instead of a pass."""
 
 
-def _attempt(conn, sql: str) -> psycopg.Error | None:
-    """None when the statement worked, else its error; the transaction stays usable."""
-    conn.execute("SAVEPOINT attempt")
-    try:
-        conn.execute(sql)
-        conn.execute("RELEASE SAVEPOINT attempt")
-        return None
-    except psycopg.Error as exc:
-        conn.execute("ROLLBACK TO SAVEPOINT attempt")
-        return exc
-
-
 def refused(conn, sql: str, obj: str) -> bool:
     """True when the statement was refused for want of a privilege on obj (SQLSTATE 42501,
     insufficient_privilege, naming obj); False when it worked. Any other failure raises."""
-    error = _attempt(conn, sql)
+    error = attempt.statement(conn, sql)
     if error is None:
         return False
     message = error.diag.message_primary or str(error)
@@ -91,7 +80,7 @@ def app_privileges(ctx):
     app = figure("account-app").expected
     with ctx.rolled_back("app") as conn:
         for sql in WRITE_PATH:
-            error = _attempt(conn, sql)
+            error = attempt.statement(conn, sql)
             if error:
                 yield ctx.finding(SQL_FILES["privileges"], f"role {app}", sql.split(" (")[0][:60], "allowed (plan 9.2)",
                                   f"{error.sqlstate}: {error.diag.message_primary}")
@@ -103,7 +92,7 @@ def readonly_privileges(ctx):
     readonly = figure("account-readonly").expected
     with ctx.rolled_back("readonly") as conn:
         for table in EXPECTED_TABLES + EXPECTED_VIEWS:
-            error = _attempt(conn, f"SELECT * FROM {SCHEMA}.{table} LIMIT 1")
+            error = attempt.statement(conn, f"SELECT * FROM {SCHEMA}.{table} LIMIT 1")
             if error:
                 yield ctx.finding(SQL_FILES["privileges"], f"role {readonly}", f"SELECT {table}", "allowed (plan 9.2)",
                                   f"{error.sqlstate}: {error.diag.message_primary}")
@@ -206,10 +195,26 @@ def admin_owns(ctx):
         if owner != admin:
             yield ctx.finding(SQL_FILES["schema"], f"{kind} {name}", "owner", admin, owner)
     with ctx.rolled_back("admin") as conn:
-        error = _attempt(conn, f"CREATE TABLE {SCHEMA}.admin_probe (id int); DROP TABLE {SCHEMA}.admin_probe")
+        error = attempt.statement(conn, f"CREATE TABLE {SCHEMA}.admin_probe (id int); DROP TABLE {SCHEMA}.admin_probe")
         if error:
             yield ctx.finding(SQL_FILES["privileges"], "role product_change_admin", "CREATE/DROP", "allowed",
                               f"{error.sqlstate}: {error.diag.message_primary}")
+
+
+INVALID_PASSWORD = "28P01"
+
+
+def _refused_connection(info: dict, sqlstate: str, what: str) -> bool:
+    """True when the server refused the connection with sqlstate; False when it connected.
+    Refused for any other reason (the server down, a timeout, another code) proves nothing."""
+    tried = attempt.connection(info)
+    if tried.connected:
+        return False
+    if tried.sqlstate == sqlstate:
+        return True
+    raise RefusedForAnotherReason(f"{what} was meant to be refused with SQLSTATE {sqlstate}, but "
+                                  + (f"failed with {tried.sqlstate}: " if tried.sqlstate else "failed: ")
+                                  + tried.message.splitlines()[0])
 
 
 @live("live-9.1-connect-only-accounts", "9.1", "no other role can connect; a wrong password is refused",
@@ -224,23 +229,17 @@ def connect_only_accounts(ctx):
     try:
         info = ctx.target.conninfo("app")
         info.update(user="pc_conformance_intruder", password=probe_password)
-        try:
-            psycopg.connect(**info).close()
+        # REVOKE CONNECT: "permission denied for database" (insufficient_privilege).
+        if not _refused_connection(info, INSUFFICIENT_PRIVILEGE, "a new role's connection"):
             yield ctx.finding(SQL_FILES["roles"], "database product_change_db", "CONNECT for other roles",
                               "refused (REVOKE ALL ON DATABASE FROM PUBLIC)", "a new role connected")
-        except psycopg.OperationalError:
-            pass
     finally:
         with ctx.connect(autocommit=True) as conn:
             conn.execute("DROP ROLE IF EXISTS pc_conformance_intruder")
     for role in ("app", "admin", "readonly"):
-        try:
-            ctx.connect(role, password="wrong-" + probe_password).close()
+        info = ctx.target.conninfo(role, password="wrong-" + probe_password)
+        if not _refused_connection(info, INVALID_PASSWORD, f"{role}'s login with a wrong password"):
             yield ctx.finding(STS_FILE, f"role {ctx.target.account(role).user}", "wrong password", "refused", "accepted")
-        except psycopg.OperationalError:
-            pass
-
-
 
 
 @live("live-9.2-default-privileges", "9.2", "a table the admin adds later gets the same grants as the others")

@@ -23,8 +23,17 @@ def apply_schema(target) -> None:
         raise EnvironmentProblem("the schema-init Job's script failed on the fresh server: " + " | ".join(tail))
 
 
-def run_checks(ctx: LiveContext, only: set[str] | None = None) -> list[Result]:
+def known(only: set[str] | None) -> set[str] | None:
+    """only, each id a registered live check: a misspelt id would run nothing and pass."""
     load_checks()
+    unknown = sorted(set(only or ()) - set(registry.LIVE))
+    if unknown:
+        raise InputError(f"no live check {', '.join(unknown)} (the live checks: {', '.join(sorted(registry.LIVE))})")
+    return only
+
+
+def run_checks(ctx: LiveContext, only: set[str] | None = None) -> list[Result]:
+    known(only)
     return [check.run(ctx) for cid, check in registry.LIVE.items() if only is None or cid in only]
 
 
@@ -45,7 +54,7 @@ def target_options(target_name: str, keep: bool, allow_writes: bool, progress, m
 
 
 def skipped_all(reason: str, only: set[str] | None = None) -> list[Result]:
-    load_checks()
+    known(only)
     return [Result(c.id, c.section, c.title, Status.SKIPPED, message=reason, checklist=c.checklist, scope=c.scope)
             for cid, c in registry.LIVE.items() if only is None or cid in only]
 
@@ -55,10 +64,9 @@ def run_live(manifests, target_name: str, keep: bool = False, allow_writes: bool
              cluster: str | None = None, notes: list[str] | None = None, pg_major: int | None = None) -> list[Result]:
     """notes: filled with what the report must say about how the target ran (stand-in images)."""
     options = target_options(target_name, keep, allow_writes, progress, manifests_dir, context, cluster, pg_major)
+    known(only)  # before anything starts
     reason = targets.unavailable_reason(target_name)
-    if reason:
-        if progress:
-            progress(f"skipped: {reason}")
+    if reason:  # the CLI refused this unless --allow-skip (exit 3: nothing was checked)
         return skipped_all(reason, only)
     target = targets.create(target_name, manifests, **options)
     with targeting(pg_major), target:

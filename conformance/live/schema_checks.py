@@ -11,6 +11,7 @@ from conformance.live.context import SQL_FILES
 from conformance.plan import (SCHEMA_BREAKER_ROWS as EXPECTED_BREAKERS, SCHEMA_CHECKS, SCHEMA_COLUMNS,
                               SCHEMA_INDEXES as EXPECTED_INDEXES, SCHEMA_KEYS, SCHEMA_TABLES as EXPECTED_TABLES,
                               SCHEMA_VIEWS as EXPECTED_VIEWS, SERIAL, VIEW_WINDOWS, figure)
+from conformance.pg import attempt
 from conformance.registry import live
 
 SCHEMA = figure("schema").expected
@@ -225,17 +226,6 @@ def _filled_as_specified(default: str, got, now) -> bool:
     return str(got).lower() == default.split("::")[0].strip("'").lower()
 
 
-def _try(conn, sql: str, params=()) -> psycopg.Error | None:
-    conn.execute("SAVEPOINT rule")
-    try:
-        conn.execute(sql, params)
-        conn.execute("RELEASE SAVEPOINT rule")
-        return None
-    except psycopg.Error as exc:
-        conn.execute("ROLLBACK TO SAVEPOINT rule")
-        return exc
-
-
 @live("live-14.2-column-rules", "14.2", "defaults are filled in; each CHECK accepts every allowed value and refuses others",
       checklist=("14.2-tables",))
 def column_rules(ctx):
@@ -263,12 +253,12 @@ def column_rules(ctx):
         for (table, column), allowed in SCHEMA_CHECKS.items():
             update = f"UPDATE {SCHEMA}.{table} SET {column} = %s WHERE id = %s"
             for value in allowed:
-                error = _try(conn, update, (value, ids[table]))
+                error = attempt.statement(conn, update, (value, ids[table]))
                 if error is not None:
                     yield ctx.finding(SQL_FILES["schema"], f"table {table}", f"column {column} = {value!r}",
                                       "accepted (schema spec)", f"{error.sqlstate}: {error.diag.message_primary}")
             outside = "NOT_" + allowed[0]
-            error = _try(conn, update, (outside, ids[table]))
+            error = attempt.statement(conn, update, (outside, ids[table]))
             if error is None:
                 yield ctx.finding(SQL_FILES["schema"], f"table {table}", f"column {column} = {outside!r}",
                                   f"refused by a CHECK: one of {list(allowed)} (schema spec)", "accepted")

@@ -214,22 +214,71 @@ DEV_NAMESPACE_SUFFIX = "-dev"
 # What the server needs beyond the plan to be reachable through the Service (our addition).
 REACHABILITY_CONF = {"listen_addresses": "*", "port": "5432"}
 
-# What the schema must contain (schema-spec.md, counted by plan 14.2): index -> its columns,
+# What the schema must contain (schema-spec.md, counted by plan 14.2): every index whole, the
 # tables, views, and the initial Circuit Breaker rows
 # (service_name, state, failure_threshold, success_threshold, timeout_duration_ms).
-SCHEMA_INDEXES = {
-    "pc_product_change_history_pkey": "(id)",
-    "pc_product_change_history_request_id_key": "(request_id)",
-    "idx_pc_history_line_status_date": "(line_number, process_status, requested_at DESC)",
-    "idx_pc_history_customer_date": "(customer_id, requested_at DESC)",
-    "idx_pc_history_status_date": "(process_status, requested_at DESC)",
-    "pc_kos_integration_log_pkey": "(id)",
-    "idx_kos_log_request_type_date": "(request_id, integration_type, created_at DESC)",
-    "idx_kos_log_type_success_date": "(integration_type, is_success, created_at DESC)",
-    "idx_kos_log_success_date": "(is_success, created_at DESC)",
-    "idx_kos_log_created_at": "(created_at)",
-    "pc_circuit_breaker_state_pkey": "(id)",
-    "pc_circuit_breaker_state_service_name_key": "(service_name)",
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """An index as the schema spec defines it: its table, unique or not, access method, key
+    columns with their direction (as pg_get_indexdef prints them), partial-index predicate
+    (None: a full index), INCLUDE columns."""
+    table: str
+    columns: tuple[str, ...]
+    unique: bool = False
+    method: str = "btree"
+    predicate: str | None = None
+    include: tuple[str, ...] = ()
+
+    def definition(self, name: str, schema: str) -> str:
+        """pg_get_indexdef's form of it (pg_indexes.indexdef)."""
+        text = (f"CREATE {'UNIQUE ' if self.unique else ''}INDEX {name} ON {schema}.{self.table} "
+                f"USING {self.method} ({', '.join(self.columns)})")
+        if self.include:
+            text += f" INCLUDE ({', '.join(self.include)})"
+        return text + (f" WHERE {self.predicate}" if self.predicate else "")
+
+
+_H, _K, _C = "pc_product_change_history", "pc_kos_integration_log", "pc_circuit_breaker_state"
+SCHEMA_INDEXES: dict[str, IndexSpec] = {
+    "pc_product_change_history_pkey": IndexSpec(_H, ("id",), unique=True),
+    "pc_product_change_history_request_id_key": IndexSpec(_H, ("request_id",), unique=True),
+    "idx_pc_history_line_status_date": IndexSpec(_H, ("line_number", "process_status", "requested_at DESC")),
+    "idx_pc_history_customer_date": IndexSpec(_H, ("customer_id", "requested_at DESC")),
+    "idx_pc_history_status_date": IndexSpec(_H, ("process_status", "requested_at DESC")),
+    "pc_kos_integration_log_pkey": IndexSpec(_K, ("id",), unique=True),
+    "idx_kos_log_request_type_date": IndexSpec(_K, ("request_id", "integration_type", "created_at DESC")),
+    "idx_kos_log_type_success_date": IndexSpec(_K, ("integration_type", "is_success", "created_at DESC")),
+    "idx_kos_log_success_date": IndexSpec(_K, ("is_success", "created_at DESC")),
+    "idx_kos_log_created_at": IndexSpec(_K, ("created_at",)),
+    "pc_circuit_breaker_state_pkey": IndexSpec(_C, ("id",), unique=True),
+    "pc_circuit_breaker_state_service_name_key": IndexSpec(_C, ("service_name",), unique=True),
+}
+# schema-spec "Functions and triggers": trigger -> (table, timing, events, level, the function
+# it executes, its arguments); function -> how it is defined.
+SCHEMA_TRIGGERS: dict[str, tuple[str, str, tuple[str, ...], str, str]] = {
+    "trg_pc_product_change_history_updated_at": (_H, "BEFORE", ("UPDATE",), "ROW", "update_updated_at_column"),
+    "trg_pc_circuit_breaker_state_updated_at": (_C, "BEFORE", ("UPDATE",), "ROW", "update_updated_at_column"),
+}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A function as pg_proc has it: arguments (pg_get_function_identity_arguments), result
+    (pg_get_function_result), language, volatility (v, s, i), SECURITY DEFINER or not, and
+    its SET clauses (proconfig): a pinned search_path, so that a caller's cannot redirect it."""
+    arguments: str
+    result: str
+    language: str = "plpgsql"
+    volatility: str = "v"
+    security_definer: bool = False
+    config: tuple[str, ...] = ("search_path=pg_catalog, pg_temp",)
+
+
+SCHEMA_FUNCTIONS_SPEC: dict[str, FunctionSpec] = {
+    "cleanup_old_logs": FunctionSpec("", "integer"),
+    "update_updated_at_column": FunctionSpec("", "trigger"),
 }
 SCHEMA_TABLES = ("pc_circuit_breaker_state", "pc_kos_integration_log", "pc_product_change_history")
 SCHEMA_VIEWS = ("v_circuit_breaker_status", "v_kos_integration_summary", "v_product_change_summary")
@@ -246,7 +295,7 @@ AVAILABILITY = 0.95
 
 PG_END_OF_LIFE = {14: "2026-11-12", 15: "2027-11-11", 16: "2028-11-09", 17: "2029-11-08", 18: "2030-11-14"}
 
-SCHEMA_FUNCTIONS = ("cleanup_old_logs", "update_updated_at_column")
+SCHEMA_FUNCTIONS = tuple(sorted(SCHEMA_FUNCTIONS_SPEC))
 
 # schema-spec "Tables", column by column: (name, type as format_type() prints it, nullable,
 # default as pg_get_expr() prints it, None for none). SERIAL: nextval() of the column's own

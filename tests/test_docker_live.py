@@ -175,6 +175,7 @@ def test_judges_pass_the_good_facts():
     ({"memory": 0}, judge_limits, "found no limit"),
     ({"mounts": {"/var/lib/postgresql/data": "bind /tmp/x"}}, judge_mounts, "found bind /tmp/x"),
     ({"mounts": {}}, judge_mounts, "found nothing mounted there"),
+    ({"mounts": {"/var/lib/postgresql/data": "claim backup-volume"}}, judge_mounts, "found claim backup-volume"),
     ({"data_directory": "/pgdata"}, judge_mounts, "found /pgdata"),
 ])
 def test_judges_fail_on_broken_facts(change, judge, fragment):

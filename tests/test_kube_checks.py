@@ -39,7 +39,8 @@ def healthy() -> dict:
     return {"pod": pod, "svc": svc, "endpoints": endpoints, "resolved": CLUSTER_IP,
             "netpol": copy.deepcopy(M.find("NetworkPolicy", "postgresql-product-change").data),
             "claims": {"data": data, "backup": backup},
-            "run": ("Complete", ["product_change_db_20261126_020000.dump"], {"product_change_db_20261126_020000.dump": True}),
+            "run": ("Complete", ["product_change_db_20261126_020000.dump"], {"product_change_db_20261126_020000.dump": True},
+                    ["product_change_db_20261126_020000.dump"]),
             "cron": {"status": {"lastScheduleTime": "2026-11-25T17:00:00Z", "lastSuccessfulTime": "2026-11-25T17:00:41Z"}},
             "rows": 1}
 
@@ -96,8 +97,13 @@ BREAKS = {
                     ["spec.storageClassName", "expected managed-standard", "found standard"]),
     "backup job failed": ("live-7.2-cronjob-run", lambda o: o.update(run=("Failed",) + o["run"][1:]),
                           ["CronJob/postgresql-product-change-backup", "Job from the CronJob", "found Failed"]),
-    "dump unreadable": ("live-7.2-cronjob-run", lambda o: o.update(run=o["run"][:2] + ({"x.dump": False},)),
-                        ["dump x.dump", "reads back with pg_restore --list"]),
+    "dump unreadable": ("live-7.2-cronjob-run", lambda o: o.update(run=("Complete", ["x.dump"], {"x.dump": False}, ["x.dump"])),
+                        ["dump x.dump", "reads back whole (pg_restore --file=/dev/null)", "found does not"]),
+    "no new dump": ("live-7.2-cronjob-run", lambda o: o.update(run=("Complete", [], {}, [])),
+                    ["new dumps on the backup volume", "expected exactly one, from this run", "found none"]),
+    "two new dumps": ("live-7.2-cronjob-run", lambda o: o.update(run=("Complete", ["a.dump", "b.dump"],
+                                                                      {"a.dump": True, "b.dump": True}, ["b.dump"])),
+                      ["new dumps on the backup volume", "found 2: ['a.dump', 'b.dump']"]),
     "last run failed": ("live-7.2-cronjob-run", lambda o: o["cron"]["status"].update(lastSuccessfulTime="2026-11-20T17:00:30Z"),
                         ["status.lastSuccessfulTime", "at or after the last run 2026-11-25T17:00:00Z"]),
     "data lost": ("live-5.1-survives-pod-delete", lambda o: o.update(rows=0),
@@ -135,3 +141,11 @@ def test_judge_fails_a_broken_cluster(name):
     assert f"{check_id} (plan {result.section})" in text
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+def test_a_cronjob_that_never_ran_is_not_a_pass():
+    """The read-only form used to pass a CronJob with no status at all: it has shown nothing."""
+    from conformance.registry import Skip
+
+    with pytest.raises(Skip, match="has not run yet"):
+        k.judge_cronjob_status({"status": {}})

@@ -88,7 +88,8 @@ LIVE_MUTATIONS = {
     "live-14.2-tables": (_sql("sql/02-schema.sql", "-- Indexes (12", "CREATE TABLE IF NOT EXISTS product_change.extra (id int);\n-- Indexes (12"),
                          ["sql/02-schema.sql", "tables", "'extra'"]),
     "live-14.2-indexes": (_sql("sql/02-schema.sql", "(customer_id, requested_at DESC)", "(customer_id, requested_at)"),
-                          ["index idx_pc_history_customer_date", "expected (customer_id, requested_at DESC)"]),
+                          ["index idx_pc_history_customer_date columns", "expected customer_id, requested_at DESC "
+                           "(schema spec)", "found customer_id, requested_at"]),
     "live-14.2-views": (_sql("sql/02-schema.sql", "ELSE 'STABLE'", "ELSE 'IDLE'"),
                         ["view v_circuit_breaker_status", "recommended_action", "IDLE"]),
     "live-14.2-initial-data": (_sql("sql/03-data.sql", "('KOS_CHANGE', 'CLOSED', 10, 5, 120000)", "('KOS_CHANGE', 'CLOSED', 5, 3, 60000)"),
@@ -146,7 +147,13 @@ LIVE_MUTATIONS = {
                            "expected character varying(20) (schema spec)", "found character varying(30)"]),
     "live-14.2-constraints": (_sql("sql/02-schema.sql", "('GET', 'POST', 'PUT', 'DELETE')", "('GET', 'POST', 'PUT')"),
                               ["table pc_kos_integration_log", "column method CHECK",
-                               "expected one of ['DELETE', 'GET', 'POST', 'PUT'] (schema spec)", "found ['GET', 'POST', 'PUT']"]),
+                               "one of ['DELETE', 'GET', 'POST', 'PUT'] and nothing else (schema spec)",
+                               "found CHECK (((method)::text = ANY ((ARRAY['GET'::character varying, 'POST'::character "
+                               "varying, 'PUT'::character varying])::text[])))"]),
+    "live-14.2-functions": (_sql("sql/02-schema.sql", "RETURNS integer\n    LANGUAGE plpgsql\n",
+                                 "RETURNS integer\n    LANGUAGE plpgsql\n    SECURITY DEFINER\n"),
+                            ["sql/02-schema.sql", "function cleanup_old_logs() security", "expected INVOKER (schema spec)",
+                             "found DEFINER"]),
     "live-14.2-column-rules": (_sql("sql/02-schema.sql", "DEFAULT 'REQUESTED'", "DEFAULT 'VALIDATED'"),
                                ["table pc_product_change_history", "column process_status default",
                                 "expected 'REQUESTED'::character varying filled in (schema spec)", "found VALIDATED"]),
@@ -187,6 +194,53 @@ def test_live_check_fails_on_a_broken_server(tmp_path, check_id):
     assert result.status is Status.FAILED, f"{result.status}: {result.message}"
     text = "\n".join(result.lines())
     assert f"{check_id} (plan {result.section})" in text
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+# What the old checks let through: a definition that differs in anything but what they compared.
+_IDX = "CREATE INDEX IF NOT EXISTS idx_kos_log_created_at\n    ON product_change.pc_kos_integration_log (created_at);"
+WHOLE_DEFINITIONS = {
+    "index made unique": ("live-14.2-indexes", _sql("sql/02-schema.sql", _IDX, _IDX.replace("CREATE INDEX", "CREATE UNIQUE INDEX")),
+                          ["index idx_kos_log_created_at unique", "expected False (schema spec)", "found True"]),
+    "index on another table": ("live-14.2-indexes", _sql("sql/02-schema.sql", _IDX, _IDX.replace(
+        "pc_kos_integration_log (created_at)", "pc_product_change_history (created_at)")),
+        ["index idx_kos_log_created_at table", "expected product_change.pc_kos_integration_log (schema spec)",
+         "found product_change.pc_product_change_history"]),
+    "partial index": ("live-14.2-indexes", _sql("sql/02-schema.sql", _IDX, _IDX.replace("(created_at);", "(created_at) WHERE NOT is_success;")),
+                      ["index idx_kos_log_created_at predicate", "expected none (schema spec)", "found (NOT is_success)"]),
+    "another method": ("live-14.2-indexes", _sql("sql/02-schema.sql", _IDX, _IDX.replace("(created_at);", "USING brin (created_at);")),
+                       ["index idx_kos_log_created_at method", "expected btree (schema spec)", "found brin"]),
+    "a CHECK that allows anything": ("live-14.2-constraints", _sql("sql/02-schema.sql", "('GET', 'POST', 'PUT', 'DELETE')",
+                                                                   "('GET', 'POST', 'PUT', 'DELETE') OR true"),
+                                     ["column method CHECK", "OR true"]),
+    "a foreign key beside them": ("live-14.2-constraints", _sql("sql/02-schema.sql", "-- Indexes (12",
+        "ALTER TABLE product_change.pc_kos_integration_log ADD CONSTRAINT fk_req FOREIGN KEY (request_id) REFERENCES "
+        "product_change.pc_product_change_history (request_id);\n-- Indexes (12"),
+        ["constraint fk_req", "expected no foreign key constraint (schema spec)"]),
+    "trigger after, per statement": ("live-14.2-triggers", _sql("sql/02-schema.sql",
+        "    BEFORE UPDATE ON product_change.pc_circuit_breaker_state\n    FOR EACH ROW",
+        "    AFTER UPDATE ON product_change.pc_circuit_breaker_state\n    FOR EACH STATEMENT"),
+        ["trigger trg_pc_circuit_breaker_state_updated_at definition", "BEFORE UPDATE", "found CREATE TRIGGER "
+         "trg_pc_circuit_breaker_state_updated_at AFTER UPDATE ON product_change.pc_circuit_breaker_state FOR EACH STATEMENT"]),
+    "function without its search_path": ("live-14.2-functions", _sql("sql/02-schema.sql",
+        "RETURNS integer\n    LANGUAGE plpgsql\n    SET search_path = pg_catalog, pg_temp\n",
+        "RETURNS integer\n    LANGUAGE plpgsql\n    STABLE\n"),
+        ["function cleanup_old_logs() volatility", "found STABLE", "function cleanup_old_logs() SET",
+         "expected search_path=pg_catalog, pg_temp (schema spec)", "found nothing"]),
+}
+
+
+@pytest.mark.live
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(WHOLE_DEFINITIONS))
+def test_catalog_checks_compare_whole_definitions(tmp_path, case):
+    check_id, mutate, fragments = WHOLE_DEFINITIONS[case]
+    project = ProjectCopy(tmp_path)
+    mutate(project)
+    (result,) = run_live(manifests.load(project.manifests), "native", only={check_id})
+    assert result.status is Status.FAILED, f"{result.status}: {result.message}"
+    text = "\n".join(result.lines())
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in:\n{text}"
 

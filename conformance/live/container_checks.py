@@ -96,7 +96,9 @@ def judge_mounts(f: ContainerFacts) -> list[Finding]:
     mount = figure("data-mount").expected
     out = []
     source = f.mounts.get(mount, "")
-    if not source.startswith("claim "):
+    # The data claim's, by name: another claim (the backup's, a stray one) is not where the plan
+    # keeps the data, and its volume's lifecycle is another's.
+    if source != f"claim {figure('data-claim').expected}":
         out.append(Finding(STS_FILE, _obj(), _field("volumeMounts[postgresql-data].mountPath"),
                            f"the data claim's volume at {mount} (plan 5.1)", source or "nothing mounted there"))
     if not (f.data_directory == mount or f.data_directory.startswith(mount + "/")):

@@ -5,6 +5,7 @@ are skipped with the reason."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -135,17 +136,22 @@ def judge_claims(claims: dict[str, dict | None]) -> list[Finding]:
     return out
 
 
-def judge_cronjob_run(outcome: str | None, dumps: list[str], verified: dict[str, bool]) -> list[Finding]:
-    """A Job created from the CronJob completed and left one dump that reads back whole."""
+def judge_cronjob_run(outcome: str | None, new_dumps: list[str], verified: dict[str, bool],
+                      logged: list[str]) -> list[Finding]:
+    """The Job this check created from the CronJob completed and left exactly one new dump, the
+    one its log names, and that dump reads back whole."""
     obj = f"CronJob/{figure('backup-cronjob').expected}"
     out = []
     if outcome != "Complete":
         out.append(_f(CRON_FILE, obj, "Job from the CronJob", "Complete", outcome))
-    if not dumps:
-        out.append(_f(CRON_FILE, obj, "dumps on the backup volume", "at least one", "none"))
-    for name, ok in verified.items():
-        if not ok:
-            out.append(_f(CRON_FILE, obj, f"dump {name}", "reads back with pg_restore --list", "does not"))
+    if len(new_dumps) != 1:
+        out.append(_f(CRON_FILE, obj, "new dumps on the backup volume", "exactly one, from this run",
+                      f"{len(new_dumps)}: {new_dumps}" if new_dumps else "none"))
+    if sorted(logged) != sorted(new_dumps):
+        out.append(_f(CRON_FILE, obj, "the Job's log", f"names the new dump {new_dumps}", f"names {logged}"))
+    for name in new_dumps:
+        if not verified.get(name):
+            out.append(_f(CRON_FILE, obj, f"dump {name}", "reads back whole (pg_restore --file=/dev/null)", "does not"))
     return out
 
 
@@ -156,13 +162,16 @@ def judge_survival(rows: int) -> list[Finding]:
 
 
 def judge_cronjob_status(cron: dict | None) -> list[Finding]:
-    """Read-only form for an existing cluster: the last scheduled run succeeded."""
+    """Read-only form for an existing cluster: the last scheduled run succeeded. A CronJob
+    that never ran has shown nothing: Skip, never a pass."""
     obj = f"CronJob/{figure('backup-cronjob').expected}"
     if not cron:
         return [_f(CRON_FILE, obj, "metadata.name", "exists", "not found")]
     status = cron.get("status") or {}
     last, ok = status.get("lastScheduleTime"), status.get("lastSuccessfulTime")
-    if last and (not ok or ok < last):
+    if not last and not ok:
+        raise Skip(f"{obj} has not run yet: nothing shows that it completes (--allow-writes starts a run)")
+    if not ok or (last and ok < last):
         return [_f(CRON_FILE, obj, "status.lastSuccessfulTime", f"at or after the last run {last}", ok)]
     return []
 
@@ -212,20 +221,32 @@ def claims_bound(ctx):
     return judge_claims({"data": kubectl.get("pvc", data_claim), "backup": kubectl.get("pvc", figure("backup-pvc").expected)})
 
 
-@live("live-7.2-cronjob-run", "7.2", "a Job from the backup CronJob completes and writes a dump that reads back",
-      checklist=("14.3-backup",))
+_BACKUP_COMPLETED = re.compile(r"^Backup completed: \S*/([^/ ]+\.dump) ", re.M)
+
+
+@live("live-7.2-cronjob-run", "7.2", "a Job from the backup CronJob, started by the check, completes and writes "
+      "exactly one new dump that reads back whole", checklist=("14.3-backup",))
 def cronjob_run(ctx):
     kubectl = _kube(ctx)
-    if not ctx.allow_writes or not hasattr(ctx.target, "first_backup"):
+    if not ctx.allow_writes:
         return judge_cronjob_status(kubectl.get("cronjob", figure("backup-cronjob").expected))
-    backup_dir = Path(ctx.target.backup_dir)
-    dumps = sorted(p.name for p in backup_dir.glob("*.dump"))
+    try:
+        backup_dir = Path(ctx.target.backup_dir)
+    except Skip:
+        backup_dir = None  # an existing cluster's volume: what the Job's log says is what we know
+    before = {p.name for p in backup_dir.glob("*.dump")} if backup_dir else set()
+    outcome, log = ctx.target.backup_from_cronjob()
+    logged = _BACKUP_COMPLETED.findall(log)
+    if backup_dir is None:
+        # The script prints "Backup completed" only after it read the whole dump back.
+        return judge_cronjob_run(outcome, logged, {name: True for name in logged}, logged)
+    new = sorted({p.name for p in backup_dir.glob("*.dump")} - before)
     from conformance.pg.binaries import locate
 
     pg_restore = locate().tool("pg_restore")
-    verified = {name: subprocess.run([pg_restore, "--list", str(backup_dir / name)], capture_output=True,
-                                     check=False).returncode == 0 for name in dumps}
-    return judge_cronjob_run(ctx.target.first_backup, dumps, verified)
+    verified = {name: subprocess.run([pg_restore, "--file=/dev/null", str(backup_dir / name)], capture_output=True,
+                                     check=False).returncode == 0 for name in new}
+    return judge_cronjob_run(outcome, new, verified, logged)
 
 
 @live("live-5.1-survives-pod-delete", "5.1", "data written before a pod delete is there after the StatefulSet recreates it",

@@ -9,7 +9,8 @@ import psycopg
 
 from conformance.live.context import SQL_FILES
 from conformance.plan import (SCHEMA_BREAKER_ROWS as EXPECTED_BREAKERS, SCHEMA_CHECKS, SCHEMA_COLUMNS,
-                              SCHEMA_INDEXES as EXPECTED_INDEXES, SCHEMA_KEYS, SCHEMA_TABLES as EXPECTED_TABLES,
+                              SCHEMA_FUNCTIONS_SPEC, SCHEMA_INDEXES as EXPECTED_INDEXES, SCHEMA_KEYS,
+                              SCHEMA_TABLES as EXPECTED_TABLES, SCHEMA_TRIGGERS,
                               SCHEMA_VIEWS as EXPECTED_VIEWS, SERIAL, VIEW_WINDOWS, figure)
 from conformance.pg import attempt
 from conformance.registry import live
@@ -25,18 +26,47 @@ def tables(ctx):
         yield ctx.finding(SQL_FILES["schema"], f"schema {SCHEMA}", "tables", list(EXPECTED_TABLES), list(found))
 
 
-@live("live-14.2-indexes", "14.2", "exactly the 12 indexes, by name and definition", checklist=("14.2-indexes",))
+_INDEXDEF = re.compile(r"CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?P<table>\S+) USING (?P<method>\S+) "
+                       r"\((?P<columns>.*?)\)(?: INCLUDE \((?P<include>.*?)\))?(?: WHERE (?P<predicate>.*))?$")
+
+
+def judge_index(name: str, definition: str) -> list[tuple[str, str, str]]:
+    """(field, expected, found) for every way the index differs from the schema spec's: its
+    table, unique or not, method, key columns with their direction, INCLUDE columns,
+    predicate, and then its whole definition (opclass, collation, anything else)."""
+    spec = EXPECTED_INDEXES[name]
+    expected = spec.definition(name, SCHEMA)
+    if definition == expected:
+        return []
+    parsed = _INDEXDEF.match(definition)
+    if parsed is None:
+        return [("indexdef", expected, definition)]
+    found = {"table": parsed["table"], "unique": bool(parsed["unique"]), "method": parsed["method"],
+             "columns": parsed["columns"], "include": parsed["include"] or "", "predicate": parsed["predicate"] or "none"}
+    wanted = {"table": f"{SCHEMA}.{spec.table}", "unique": spec.unique, "method": spec.method,
+              "columns": ", ".join(spec.columns), "include": ", ".join(spec.include),
+              "predicate": spec.predicate or "none"}
+    differ = [(field, str(wanted[field]), str(found[field])) for field in wanted if wanted[field] != found[field]]
+    return differ or [("indexdef", expected, definition)]
+
+
+@live("live-14.2-indexes", "14.2", "exactly the 12 indexes, each whole: table, unique or not, method, columns with "
+      "their direction, predicate", checklist=("14.2-indexes",))
 def indexes(ctx):
     rows = ctx.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", (SCHEMA,))
     found = {name: definition for name, definition in rows}
     if len(found) != figure("indexes").expected:
         yield ctx.finding(SQL_FILES["schema"], f"schema {SCHEMA}", "indexes",
                           f"{figure('indexes').expected} indexes", f"{len(found)}: {sorted(found)}")
-    for name, columns in EXPECTED_INDEXES.items():
+    for name in sorted(EXPECTED_INDEXES):
         if name not in found:
-            yield ctx.finding(SQL_FILES["schema"], f"index {name}", "indexdef", columns, "missing")
-        elif not found[name].endswith(f"USING btree {columns}"):
-            yield ctx.finding(SQL_FILES["schema"], f"index {name}", "indexdef", columns, found[name])
+            yield ctx.finding(SQL_FILES["schema"], f"index {name}", "indexdef",
+                              EXPECTED_INDEXES[name].definition(name, SCHEMA), "missing")
+            continue
+        for field, expected, got in judge_index(name, found[name]):
+            yield ctx.finding(SQL_FILES["schema"], f"index {name}", field, f"{expected} (schema spec)", got)
+    for extra in sorted(set(found) - set(EXPECTED_INDEXES)):
+        yield ctx.finding(SQL_FILES["schema"], f"index {extra}", "indexdef", "no such index (schema spec)", found[extra])
 
 
 @live("live-14.2-views", "14.2", "the 3 monitoring views answer, also for the read-only account",
@@ -67,8 +97,39 @@ def initial_data(ctx):
         yield ctx.finding(SQL_FILES["data"], "pc_circuit_breaker_state", "rows", sorted(EXPECTED_BREAKERS), sorted(found))
 
 
-@live("live-14.2-triggers", "14.2", "updated_at is kept current by trigger on both tables", checklist=("14.2-triggers",))
+_TRIGGERS = """
+SELECT t.tgname, c.relname, pg_get_triggerdef(t.oid), t.tgenabled
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND NOT t.tgisinternal
+"""
+
+
+def trigger_definition(name: str) -> str:
+    """pg_get_triggerdef's form of a trigger of the schema spec."""
+    table, timing, events, level, function = SCHEMA_TRIGGERS[name]
+    return (f"CREATE TRIGGER {name} {timing} {' OR '.join(events)} ON {SCHEMA}.{table} FOR EACH {level} "
+            f"EXECUTE FUNCTION {SCHEMA}.{function}()")
+
+
+@live("live-14.2-triggers", "14.2", "exactly the spec's triggers (timing, events, level, function), enabled, and "
+      "updated_at kept current by them on both tables", checklist=("14.2-triggers",))
 def triggers(ctx):
+    found = {name: (table, definition, enabled) for name, table, definition, enabled in ctx.query(_TRIGGERS, (SCHEMA,))}
+    for name in sorted(SCHEMA_TRIGGERS):
+        expected = trigger_definition(name)
+        if name not in found:
+            yield ctx.finding(SQL_FILES["schema"], f"trigger {name}", "definition", f"{expected} (schema spec)", "missing")
+            continue
+        _, definition, enabled = found[name]
+        if definition != expected:
+            yield ctx.finding(SQL_FILES["schema"], f"trigger {name}", "definition", f"{expected} (schema spec)",
+                              definition)
+        if enabled != "O":
+            yield ctx.finding(SQL_FILES["schema"], f"trigger {name}", "enabled", "O (fires in every session)",
+                              {"D": "D (disabled)", "R": "R (replica only)", "A": "A (always)"}.get(enabled, enabled))
+    for extra in sorted(set(found) - set(SCHEMA_TRIGGERS)):
+        yield ctx.finding(SQL_FILES["schema"], f"trigger {extra}", "definition", "no such trigger (schema spec)",
+                          found[extra][1])
     with ctx.rolled_back("admin") as conn:
         conn.execute(f"INSERT INTO {SCHEMA}.pc_product_change_history (line_number, customer_id, current_product_code, "
                      "target_product_code, updated_at) VALUES ('01000000000', 'C1', 'P1', 'P2', now() - interval '1 day')")
@@ -82,6 +143,52 @@ def triggers(ctx):
             if stale:
                 yield ctx.finding(SQL_FILES["schema"], f"table {table}", "updated_at after UPDATE", "now()",
                                   f"{stale} rows kept their old updated_at")
+
+
+_FUNCTIONS = """
+SELECT p.proname, pg_get_function_identity_arguments(p.oid), pg_get_function_result(p.oid), l.lanname,
+       p.provolatile, p.prosecdef, coalesce(p.proconfig, '{}'), p.prokind
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = %s
+"""
+_VOLATILITY = {"v": "VOLATILE", "s": "STABLE", "i": "IMMUTABLE"}
+
+
+def judge_function(name: str, found: tuple) -> list[tuple[str, str, str]]:
+    """(field, expected, found) for each way a function differs from the spec's."""
+    spec = SCHEMA_FUNCTIONS_SPEC[name]
+    arguments, result, language, volatility, definer, config, kind = found
+    out = []
+    for field, want, got in (("kind", "f", kind), ("arguments", f"({spec.arguments})", f"({arguments})"),
+                             ("returns", spec.result, result), ("language", spec.language, language),
+                             ("volatility", _VOLATILITY[spec.volatility], _VOLATILITY.get(volatility, volatility)),
+                             ("security", "DEFINER" if spec.security_definer else "INVOKER",
+                              "DEFINER" if definer else "INVOKER"),
+                             ("SET", ", ".join(spec.config) or "nothing", ", ".join(config) or "nothing")):
+        if want != got:
+            out.append((field, want, got))
+    return out
+
+
+@live("live-14.2-functions", "14.2", "exactly the spec's functions: signature, result, language, volatility, "
+      "security invoker, a pinned search_path", checklist=("14.2-triggers",))
+def functions(ctx):
+    found: dict[str, list[tuple]] = {}
+    for name, *rest in ctx.query(_FUNCTIONS, (SCHEMA,)):
+        found.setdefault(name, []).append(tuple(rest))
+    for name in sorted(SCHEMA_FUNCTIONS_SPEC):
+        if name not in found:
+            yield ctx.finding(SQL_FILES["schema"], f"function {name}", "definition", "defined (schema spec)", "missing")
+            continue
+        if len(found[name]) > 1:  # an overload beside it: a call may resolve to the other one
+            yield ctx.finding(SQL_FILES["schema"], f"function {name}", "overloads", "one function",
+                              ", ".join(f"{name}({f[0]})" for f in found[name]))
+        for field, expected, got in judge_function(name, found[name][0]):
+            yield ctx.finding(SQL_FILES["schema"], f"function {name}({found[name][0][0]})", field,
+                              f"{expected} (schema spec)", got)
+    for extra in sorted(set(found) - set(SCHEMA_FUNCTIONS_SPEC)):
+        yield ctx.finding(SQL_FILES["schema"], f"function {extra}", "definition", "no such function (schema spec)",
+                          f"{extra}({found[extra][0][0]})")
 
 
 @live("live-14.2-cleanup-old-logs", "14.2", "cleanup_old_logs deletes only KOS logs older than 12 months",
@@ -160,45 +267,78 @@ SELECT c.relname, k.contype, k.conname, pg_get_constraintdef(k.oid),
        ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
              JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i)
   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = %s AND k.contype IN ('p', 'u', 'c')
+ WHERE n.nspname = %s AND k.contype <> 'n'
 """
+# (PostgreSQL 18 lists NOT NULL as constraints of type n: live-14.2-columns judges nullability.)
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
+_KINDS = {"p": "primary key", "u": "unique", "c": "check", "f": "foreign key", "x": "exclusion", "t": "trigger"}
 
 
-def judge_constraints(keys: dict[str, dict[str, list]], checks: dict[tuple[str, str], set]) -> list[tuple]:
-    """keys: table -> {"primary key"|"unique": [column lists]}; checks: (table, column) ->
-    the values its CHECK allows (several CHECKs on a column: their intersection)."""
-    out = []
-    for table, kinds in SCHEMA_KEYS.items():
-        for kind, wanted in kinds.items():
-            have = sorted(tuple(cols) for cols in keys.get(table, {}).get(kind, []))
-            if have != sorted(wanted):
-                out.append((f"table {table}", kind, [list(c) for c in wanted] or "none (schema spec)",
-                            [list(c) for c in have] or "none"))
-    for (table, column), allowed in SCHEMA_CHECKS.items():
-        have = checks.get((table, column))
-        if have != set(allowed):
-            out.append((f"table {table}", f"column {column} CHECK", f"one of {sorted(allowed)} (schema spec)",
-                        sorted(have) if have is not None else "no CHECK"))
-    for (table, column), have in sorted(checks.items()):
-        if (table, column) not in SCHEMA_CHECKS:
-            out.append((f"table {table}", f"column {column} CHECK", "no CHECK (schema spec)", sorted(have)))
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def expected_checks(conn, found_order: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], str]:
+    """(table, column) -> the definition the spec's CHECK has on this server, as
+    pg_get_constraintdef prints it: each made on a scratch copy of its table (rolled back by
+    the caller) and read back, so the comparison is exact on every major. The values go in
+    the order the database has them where it has the same set (an order is no difference)."""
+    out = {}
+    for i, ((table, column), allowed) in enumerate(sorted(SCHEMA_CHECKS.items())):
+        order = found_order.get((table, column))
+        values = order if order is not None and sorted(order) == sorted(allowed) else list(allowed)
+        probe = f"pc_probe_check_{i}"
+        conn.execute(f"CREATE TEMP TABLE {probe} (LIKE {SCHEMA}.{table})")
+        conn.execute(f"ALTER TABLE {probe} ADD CONSTRAINT probe CHECK ({column} IN ({', '.join(map(_literal, values))}))")
+        out[(table, column)] = conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                                            "WHERE conrelid = %s::regclass AND conname = 'probe'", (probe,)).fetchone()[0]
     return out
 
 
-@live("live-14.2-constraints", "14.2", "primary keys, unique constraints and each CHECK's allowed values, exactly",
+def judge_constraints(found: list[tuple[str, str, str, str, list]], checks: dict[tuple[str, str], str]) -> list[tuple]:
+    """found: (table, contype, name, definition, columns) of every constraint of the schema's
+    tables; checks: the spec's CHECK definitions as this server prints them. One finding per
+    key or CHECK that is missing, extra or defined otherwise, and per other constraint."""
+    out = []
+    expected_keys = {(table, f"{'PRIMARY KEY' if kind == 'primary key' else 'UNIQUE'} ({', '.join(cols)})")
+                     for table, kinds in SCHEMA_KEYS.items() for kind, lists in kinds.items() for cols in lists}
+    have_keys = {(table, definition) for table, kind, _, definition, _ in found if kind in ("p", "u")}
+    for table, definition in sorted(expected_keys - have_keys):
+        out.append((f"table {table}", "key", f"{definition} (schema spec)", "missing"))
+    for table, definition in sorted(have_keys - expected_keys):
+        out.append((f"table {table}", "key", "no such key (schema spec)", definition))
+    have_checks = set()
+    for table, kind, name, definition, cols in sorted(found):
+        if kind in ("p", "u"):
+            continue
+        if kind != "c":
+            out.append((f"table {table}", f"constraint {name}", f"no {_KINDS.get(kind, kind)} constraint (schema spec)",
+                        definition))
+            continue
+        key = (table, cols[0]) if len(cols) == 1 else None
+        if key not in checks:
+            out.append((f"table {table}", f"constraint {name}", "no such CHECK (schema spec)", definition))
+            continue
+        have_checks.add(key)
+        if definition != checks[key]:
+            allowed = sorted(SCHEMA_CHECKS[key])
+            out.append((f"table {table}", f"column {key[1]} CHECK",
+                        f"{checks[key]}: one of {allowed} and nothing else (schema spec)", definition))
+    for table, column in sorted(set(checks) - have_checks):
+        out.append((f"table {table}", f"column {column} CHECK", f"one of {sorted(SCHEMA_CHECKS[(table, column)])} "
+                    "(schema spec)", "no CHECK"))
+    return out
+
+
+@live("live-14.2-constraints", "14.2", "primary keys, unique constraints and each CHECK exactly as defined, nothing else",
       checklist=("14.2-tables",))
 def constraints(ctx):
-    keys: dict[str, dict[str, list]] = {}
-    checks: dict[tuple[str, str], set] = {}
-    for table, kind, _, definition, cols in ctx.query(_CONSTRAINTS, (SCHEMA,)):
-        if kind in ("p", "u"):
-            keys.setdefault(table, {}).setdefault("primary key" if kind == "p" else "unique", []).append(cols)
-        else:
-            values = {v.replace("''", "'") for v in _LITERAL.findall(definition)}
-            for col in cols:
-                checks[(table, col)] = checks[(table, col)] & values if (table, col) in checks else values
-    for obj, field, expected, got in judge_constraints(keys, checks):
+    found = [tuple(r) for r in ctx.query(_CONSTRAINTS, (SCHEMA,))]
+    order = {(table, cols[0]): [v.replace("''", "'") for v in _LITERAL.findall(definition)]
+             for table, kind, _, definition, cols in found if kind == "c" and len(cols) == 1}
+    with ctx.rolled_back("superuser") as conn:
+        checks = expected_checks(conn, order)
+    for obj, field, expected, got in judge_constraints(found, checks):
         yield ctx.finding(SQL_FILES["schema"], obj, field, expected, got)
 
 

@@ -111,19 +111,12 @@ class KindTarget(KubeTarget):
                                  timeouts.JOB_COMPLETE)
             if outcome != "Complete":
                 raise EnvironmentProblem(f"Job/{job} failed")
-            self.first_backup = self._backup_from_cronjob()
+            # Also binds the backup claim (its class waits for the first consumer).
+            self.first_backup, _ = self.backup_from_cronjob()
         except BaseException as exc:
             path = self.failure_dump(str(exc))
             self.progress(f"failure dump: {path}")
             raise
-
-    def _backup_from_cronjob(self) -> str:
-        """The CronJob's Job, created as Kubernetes would at 02:00; also binds the backup PVC."""
-        cron = figure("backup-cronjob").expected
-        name = f"{cron[:40]}-manual-{self.run_id}"
-        self.kubectl.run("create", "job", name, f"--from=cronjob/{cron}")
-        return wait_until(lambda: job_outcome(self.kubectl.get("job", name)), f"Job/{name} finished",
-                          timeouts.JOB_COMPLETE)
 
     def stop(self) -> None:
         super().stop()

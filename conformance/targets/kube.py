@@ -215,6 +215,21 @@ class KubeTarget(Target):
         # Kubernetes keeps one stream per container: both are the pod's log.
         return subprocess.CompletedProcess([name], code, logs, logs)
 
+    def backup_from_cronjob(self) -> tuple[str, str]:
+        """A Job made from the backup CronJob, as Kubernetes makes the 02:00 one: (its outcome,
+        its log). The Job is deleted afterwards (its dump stays)."""
+        cron = figure("backup-cronjob").expected
+        self._jobs += 1
+        name = f"{cron[:40]}-manual-{self.run_id}-{self._jobs}"
+        self.kubectl.run("create", "job", name, f"--from=cronjob/{cron}")
+        try:
+            outcome = wait_until(lambda: job_outcome(self.kubectl.get("job", name)), f"Job/{name} finished",
+                                 timeouts.JOB_COMPLETE)
+            log = self.kubectl.run("logs", f"job/{name}", check=False).stdout
+        finally:
+            self.kubectl.run("delete", "job", name, "--wait=false", "--cascade=foreground", check=False)
+        return outcome, log
+
     def _exit_code(self, job: str) -> int:
         pods = self.kubectl.json("get", "pods", "-l", f"job-name={job}")
         for pod in pods.get("items") or []:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from conformance.results import Finding, Result, Status
+from conformance.results import Finding, Inconclusive, Result, Status
 
 
 class Skip(Exception):
@@ -30,7 +30,9 @@ class Check:
         except Exception as exc:  # a broken check must show as an error, not pass
             return Result(self.id, self.section, self.title, Status.ERROR,
                           message=f"{type(exc).__name__}: {exc}", checklist=self.checklist, scope=self.scope)
-        status = Status.FAILED if findings else Status.PASSED
+        # Inconclusive findings alone warn; any other finding fails.
+        failed = [f for f in findings if not isinstance(f, Inconclusive)]
+        status = Status.FAILED if failed else Status.WARNED if findings else Status.PASSED
         return Result(self.id, self.section, self.title, status, findings,
                       checklist=self.checklist, scope=self.scope)
 

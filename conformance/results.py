@@ -44,6 +44,15 @@ class ChangeFinding(Finding):
         return f"{self.found}: {self.expected}" + (f"; remedy: {self.remedy}" if self.remedy else "")
 
 
+@dataclass(frozen=True)
+class Inconclusive(Finding):
+    """What a check could not decide here (the machine's noise): reported as a warning, never
+    a failure, and never a pass either: it says what was measured and why it does not decide."""
+
+    def describe(self) -> str:
+        return f"inconclusive: expected {self.expected}, found {self.found}"
+
+
 @dataclass
 class Result:
     check_id: str

@@ -51,13 +51,17 @@ def run(path, only=None):
     return {r.check_id: r for r in results}, notes
 
 
+@pytest.mark.live
 @pytest.mark.usefixtures("images")
 @pytest.mark.docker
 @pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")
 def test_every_live_check_passes_in_docker_and_nothing_is_left(client):
     before = ours(client)
     results, notes = run(ROOT / "manifests")
-    bad = [r for r in results.values() if r.status not in (Status.PASSED, Status.SKIPPED)]
+    from conformance.results import Inconclusive
+
+    bad = [r for r in results.values() if r.status not in (Status.PASSED, Status.SKIPPED)
+           and not (r.status is Status.WARNED and all(isinstance(f, Inconclusive) for f in r.findings))]
     assert not bad, "\n".join(line for r in bad for line in (r.lines() or [r.message]))
     skipped = {cid for cid, r in results.items() if r.status is Status.SKIPPED}
     assert all(cid.startswith(KUBE_ONLY) for cid in skipped), skipped
@@ -94,6 +98,7 @@ BREAKAGES = {
 }
 
 
+@pytest.mark.live
 @pytest.mark.usefixtures("images")
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
 @pytest.mark.docker
@@ -194,6 +199,7 @@ def test_a_dead_owners_label_is_swept_and_a_live_ones_is_not():
     assert docker_janitor.alive("another-host/1/1"), "another machine's run is not ours to judge"
 
 
+@pytest.mark.live
 @pytest.mark.usefixtures("images")
 @pytest.mark.docker
 @pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")

@@ -215,6 +215,7 @@ def test_cluster_target_without_a_context_says_so(tmp_path):
     assert proc.returncode == 2 and "no kubectl context" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.live
 @pytest.mark.kind
 @pytest.mark.skipif(NO_KIND is not None, reason=f"needs kind: {NO_KIND}")
 def test_every_check_passes_on_kind(tmp_path):
@@ -226,6 +227,7 @@ def test_every_check_passes_on_kind(tmp_path):
     assert not bad, "\n".join(line for r in bad for line in (r.lines() or [r.message]))
 
 
+@pytest.mark.live
 @pytest.mark.kind
 @pytest.mark.skipif(NO_KIND is not None, reason=f"needs kind: {NO_KIND}")
 def test_pod_delete_check_fails_when_the_data_is_on_an_emptydir(tmp_path):

@@ -39,10 +39,19 @@ def live_ctx():
         yield LiveContext(target, target.manifests)
 
 
+def passed(result) -> bool:
+    """Passed; or, for what the machine's noise may leave undecided (throughput), warned with
+    nothing but inconclusive findings: deterministic, whatever the machine's load."""
+    from conformance.results import Inconclusive
+
+    return result.status is Status.PASSED or (
+        result.status is Status.WARNED and all(isinstance(f, Inconclusive) for f in result.findings))
+
+
 @pytest.mark.parametrize("check_id", LIVE_IDS)
 def test_live_check_passes_on_the_real_manifests(live_ctx, check_id):
     (result,) = run_checks(live_ctx, only={check_id})
-    assert result.status is Status.PASSED, result.lines() or result.message
+    assert passed(result), result.lines() or result.message
 
 
 def test_sql_applied_twice_leaves_exactly_the_schema(live_ctx):

@@ -39,6 +39,7 @@ def no_password_in(text: str) -> bool:
 
 # -- the laptop flow ------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_up_write_down_up_reset(localenv):
     first = localenv.run("up")
     assert f"127.0.0.1:{localenv.port}" in first.stdout and "created and started" in first.stdout
@@ -70,6 +71,7 @@ def test_up_write_down_up_reset(localenv):
     assert localenv.sql("SELECT count(*) FROM product_change.pc_circuit_breaker_state") == "3"
 
 
+@pytest.mark.live
 def test_status_reports_port_data_and_readiness(localenv):
     localenv.run("up")
     status = localenv.run("status")
@@ -78,6 +80,7 @@ def test_status_reports_port_data_and_readiness(localenv):
     assert str(localenv.datadir) in status.stdout and " MB)" in status.stdout
 
 
+@pytest.mark.live
 def test_accounts_have_their_privileges_through_psql(localenv):
     localenv.run("up")
     assert localenv.sql("SELECT current_user", role="readonly") == "product_change_readonly"
@@ -85,20 +88,24 @@ def test_accounts_have_their_privileges_through_psql(localenv):
     assert denied.returncode != 0 and "permission denied" in denied.stderr
 
 
+@pytest.mark.live
 def test_env_prints_passwords_only_when_asked(localenv):
     localenv.run("up")
     env = localenv.run("env", "--as", "admin").stdout
     assert "export PGUSER=product_change_admin" in env
     assert not no_password_in(env)  # the password is there: the user asked for it
     exported = dict(line[len("export "):].split("=", 1) for line in env.splitlines())
-    query = subprocess.run([shutil.which("psql") or "psql", "-Atc", "SELECT current_user"], capture_output=True,
+    # The embedded binaries' psql: always there, so the check below always runs.
+    from conformance.pg.binaries import locate
+
+    query = subprocess.run([str(locate().tool("psql")), "-Atc", "SELECT current_user"], capture_output=True,
                            text=True, env={**os.environ, **{k: v.strip("'") for k, v in exported.items()}})
-    if shutil.which("psql"):
-        assert query.stdout.strip() == "product_change_admin", query.stderr
+    assert query.stdout.strip() == "product_change_admin", query.stderr
     for command in (("status",), ("logs", "-n", "50")):
         assert no_password_in(localenv.run(*command, ok=False).stdout)
 
 
+@pytest.mark.live
 def test_pgpass_lets_the_printed_url_connect(localenv):
     import psycopg
 
@@ -113,6 +120,7 @@ def test_pgpass_lets_the_printed_url_connect(localenv):
     assert oct((localenv.home / "pgpass").stat().st_mode & 0o777) == "0o600"
 
 
+@pytest.mark.live
 def test_backup_and_restore_round_trip(localenv):
     localenv.run("up")
     localenv.sql(INSERT.format(tag="before"))
@@ -130,6 +138,7 @@ def test_backup_and_restore_round_trip(localenv):
     assert localenv.sql("SELECT count(*) FROM product_change.pc_circuit_breaker_state", role="readonly") == "3"
 
 
+@pytest.mark.live
 def test_restore_refuses_a_file_that_is_not_a_dump(localenv, tmp_path):
     localenv.run("up")
     bogus = tmp_path / "notes.dump"
@@ -141,6 +150,7 @@ def test_restore_refuses_a_file_that_is_not_a_dump(localenv, tmp_path):
 
 # -- faults ---------------------------------------------------------------------------------
 
+@pytest.mark.live
 def test_busy_preferred_port_moves_to_the_next_free_one(localenv):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", localenv.port))
@@ -157,6 +167,7 @@ def test_busy_preferred_port_moves_to_the_next_free_one(localenv):
         assert f"port {localenv.port} on 127.0.0.1 is in use by another program" in strict.stderr
 
 
+@pytest.mark.live
 def test_stale_postmaster_pid_from_a_reused_pid_is_cleared(localenv):
     localenv.run("up")
     localenv.sql(INSERT.format(tag="stale"))
@@ -185,6 +196,7 @@ def kill_server(localenv) -> None:
     psutil.wait_procs(processes, timeout=30)
 
 
+@pytest.mark.live
 def test_a_killed_server_comes_back_with_its_data(localenv):
     localenv.run("up")
     # A durable commit: under the plan's synchronous_commit=off, a commit returns before its
@@ -206,6 +218,7 @@ def wide_window(tmp_path) -> ProjectCopy:
     return project
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("durable", [True, False], ids=["init-commits-durably", "durable-commit-removed"])
 def test_a_kill_right_after_the_first_up_keeps_the_init(localenv, wide_window, durable):
     if not durable:
@@ -224,6 +237,7 @@ def test_a_kill_right_after_the_first_up_keeps_the_init(localenv, wide_window, d
         assert repaired and "product_change_app cannot log in" in again.stdout, again.stdout + again.stderr
 
 
+@pytest.mark.live
 def test_a_kill_right_after_restore_keeps_the_restored_data(localenv, wide_window):
     # pg_restore --clean drops tables, and a transaction that drops relations always commits
     # synchronously: this holds even without restore's own synchronous_commit=on, which is
@@ -239,6 +253,7 @@ def test_a_kill_right_after_restore_keeps_the_restored_data(localenv, wide_windo
     assert localenv.sql(COUNT.format(tag="dumped")) == "1"
 
 
+@pytest.mark.live
 def test_data_of_another_major_version_is_refused_and_kept(localenv):
     localenv.run("up")
     localenv.run("down")
@@ -251,6 +266,7 @@ def test_data_of_another_major_version_is_refused_and_kept(localenv):
     assert "PostgreSQL 15 data" in localenv.run("status", ok=False).stdout
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("moment", ["initialising", "starting", "applying"])
 def test_ctrl_c_during_first_up_leaves_nothing_running_and_up_recovers(localenv, moment):
     proc = localenv.popen("up")
@@ -268,6 +284,7 @@ def test_ctrl_c_during_first_up_leaves_nothing_running_and_up_recovers(localenv,
     assert localenv.sql("SELECT count(*) FROM product_change.pc_circuit_breaker_state") == "3"
 
 
+@pytest.mark.live
 def test_bad_input_gets_one_line_and_exit_2(localenv):
     for args, env, message in [
         (("--port", "0", "up"), {}, "--port 0 is not a port number"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -20,17 +20,47 @@ PLAN_MAJOR = figure("pg-major").expected
 LATER = sorted(m for m in MAJOR_RELEASES if m > PLAN_MAJOR)
 
 
+# What the native target cannot show, each with the reason it says: every other live check passes.
+NATIVE_SKIPS = {
+    **{cid: "needs a container target (docker); this is native"
+       for cid in ("live-9.1-container-hardening", "live-3.1-container-limits", "live-5.1-data-on-volume")},
+    **{cid: "needs a Kubernetes target (kind or cluster); this is native"
+       for cid in ("live-8.2-pod-ready", "live-3.1-limits-applied", "live-3.3-service", "live-9.1-network-policy",
+                   "live-3.2-claims-bound", "live-7.2-cronjob-run", "live-5.1-survives-pod-delete")},
+}
+
+
+def outcome(results) -> dict[str, str]:
+    """check -> "passed", or "skipped: <reason>"; the dev tuning's inconclusive throughput (the
+    machine's noise, a warning) counts as passed, any other warning does not."""
+    from conformance.results import Inconclusive
+
+    out = {}
+    for r in results:
+        if r.status is Status.WARNED and all(isinstance(f, Inconclusive) for f in r.findings):
+            out[r.check_id] = "passed"
+        elif r.status is Status.SKIPPED:
+            out[r.check_id] = f"skipped: {r.message}"
+        else:
+            out[r.check_id] = r.status.value if r.status is not Status.PASSED else "passed"
+    return out
+
+
 @pytest.mark.live
 @pytest.mark.slow
 @pytest.mark.parametrize("major", LATER)
 def test_every_live_check_passes_on_a_later_major(major):
+    from conformance import registry
+    from conformance.live.runner import load_checks
+
+    load_checks()
     notes: list[str] = []
     # upgrade/pgN: the manifests with what that major changes (image, claim, 18's layout).
     results = run_live(manifests.load(ROOT / "upgrade" / f"pg{major}"), "native", notes=notes, pg_major=major)
-    bad = [line for r in results if r.status not in (Status.PASSED, Status.SKIPPED) for line in (r.lines() or [r.message])]
-    assert bad == []
-    server = next(r for r in results if r.check_id == "live-2.2-server")
-    assert server.status is Status.PASSED
+    expected = {cid: f"skipped: {NATIVE_SKIPS[cid]}" if cid in NATIVE_SKIPS else "passed" for cid in registry.LIVE}
+    got = outcome(results)
+    assert got == expected, "\n".join(f"{cid}: {got.get(cid)} (expected {want})" for cid, want in expected.items()
+                                      if got.get(cid) != want) + "\n" + "\n".join(l for r in results for l in r.lines())
     assert notes == [f"PostgreSQL {major}.{MAJOR_RELEASES[major].split('.')[1]} (--pg-major {major}); "
                      f"the plan says {PLAN_MAJOR}"]
 
@@ -38,7 +68,8 @@ def test_every_live_check_passes_on_a_later_major(major):
 def test_the_gate_warns_once_the_manifests_major_is_past_its_end_of_life():
     loaded = manifests.load(ROOT / "manifests")
     ended = date.fromisoformat(PG_END_OF_LIFE[PLAN_MAJOR])
-    assert gate.end_of_life_warnings(loaded, today=date(ended.year, ended.month, ended.day - 1)) == []
+    # The day before, by date arithmetic (day - 1 broke on the first of a month).
+    assert gate.end_of_life_warnings(loaded, today=ended - timedelta(days=1)) == []
     (warning,) = gate.end_of_life_warnings(loaded, today=ended)
     assert warning.startswith("warning: postgresql-product-change-statefulset.yaml: StatefulSet/postgresql-product-change")
     assert f"PostgreSQL {PLAN_MAJOR}" in warning and f"end of life since {ended.isoformat()}" in warning

@@ -50,7 +50,14 @@ def metrics(ctx):
         return judge(before, before, 0)
     connections = [ctx.connect("app") for _ in range(EXTRA_CONNECTIONS)]
     try:
-        after = scrape(url)
+        # Until the count shows them, bounded: a session of an earlier check may still be
+        # ending when `before` was read, and the exporter reads pg_stat_activity per scrape.
+        from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+
+        wanted = before["connections"] + EXTRA_CONNECTIONS
+        after = retry(stop=stop_after_delay(10), wait=wait_fixed(0.5), retry=retry_if_result(
+            lambda seen: seen["connections"] < wanted), retry_error_callback=lambda state: state.outcome.result())(
+            scrape)(url)
     finally:
         for conn in connections:
             conn.close()

@@ -1,52 +1,87 @@
-"""Plan 12.1 asserted on the running server, not timed: the benchmark harness with few short
-rounds (bench --quick's little sibling), judged on what does not depend on the machine's
-speed. full_page_writes=off (as the ConfigMap sets it) must write fewer full-page images per
-transaction than the durable baseline; fsync=off and synchronous_commit=off must not lower
-throughput by more than the baseline's own noise."""
+"""Plan 12.1 asserted on the running server: the benchmark harness in its short form
+(harness.CHECK: the durable baseline and the ConfigMap's configuration, interleaved rounds).
+
+What does not depend on the machine's speed decides: the three settings in effect as the
+ConfigMap sets them, no full-page images after a checkpoint with full_page_writes=off, less WAL
+per transaction. Throughput is noise on a shared machine (a 1-CPU container on 2 busy cores
+measured -30% once and +10% the next run): it decides only where the 95% interval of the
+paired per-round change lies wholly beyond the threshold (a failure) or wholly within it (a
+pass); an interval across it is reported as inconclusive, a warning, never a failure."""
 
 from __future__ import annotations
 
+import statistics
+
 from conformance.bench import harness
-from conformance.bench.stats import noise_pct, paired
-from conformance.plan import figure
+from conformance.bench.stats import BASELINE, paired
+from conformance.plan import DEV_ONLY_SETTINGS, figure
 from conformance.registry import Skip, live
-from conformance.results import Finding
+from conformance.results import Finding, Inconclusive
 
 CONFIG_FILE = "postgresql-product-change-config.yaml"
-# What the rounds cannot resolve: with one 1-second round (harness.CHECK) a 20% difference;
-# with two or more rounds 10%, or the baseline's own spread over the rounds when larger.
-NOISE_FLOOR_PCT = {1: 20.0}
-NOISE_FLOOR_ROUNDS_PCT = 10.0
+PLAN = "plan"
 # With full_page_writes off a checkpoint is followed by no full-page image at all; with it on,
 # images per transaction still vary with throughput (faster runs touch each page more often
 # between checkpoints), so the test is "almost none", not merely "fewer".
 FPI_FRACTION = 0.1
 WORKLOAD = "tpcb-like"
+# A loss of throughput beyond this is what "no lost throughput" excludes.
+LOSS_THRESHOLD_PCT = 10.0
+# Student's t, two-sided 95%, by degrees of freedom (rounds - 1).
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def interval(changes: list[float]) -> tuple[float, float] | None:
+    """The 95% confidence interval of the mean change (percent), or None below two rounds."""
+    if len(changes) < 2:
+        return None
+    mean, sd = statistics.mean(changes), statistics.stdev(changes)
+    half = T_95.get(len(changes) - 1, 1.96) * sd / len(changes) ** 0.5
+    return mean - half, mean + half
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def judge(m: harness.Measurement) -> list[Finding]:
     obj = f"ConfigMap/{figure('config-configmap').expected}"
-    out = []
-    fpi = {s.config: [] for s in m.samples}
-    for s in m.samples:
-        if s.workload == WORKLOAD:
-            fpi[s.config].append(s.per_tx("wal_fpi"))
-    plan_fpi, base_fpi = max(fpi.get("plan") or [0]), min(fpi.get("durable") or [0])
+    out: list[Finding] = []
+    for name, wanted in DEV_ONLY_SETTINGS.items():  # the plan's configuration as the server shows it
+        shown = (m.settings.get(name) or {}).get("setting")
+        if shown != wanted:
+            out.append(Finding(CONFIG_FILE, obj, f"{name} (plan 12.1)", f"{wanted} in effect", shown))
+    samples = [s for s in m.samples if s.workload == WORKLOAD]
+    fpi = {c: [s.per_tx("wal_fpi") for s in samples if s.config == c] for c in (BASELINE, PLAN)}
+    plan_fpi, base_fpi = max(fpi[PLAN] or [0]), min(fpi[BASELINE] or [0])
     if not (base_fpi > 0 and plan_fpi <= FPI_FRACTION * base_fpi):
         out.append(Finding(CONFIG_FILE, obj, "full_page_writes (plan 12.1)",
                            f"fewer full-page images per transaction: at most {FPI_FRACTION:.0%} of the durable "
                            f"baseline's {base_fpi:.2f}", f"{plan_fpi:.2f}"))
-    noise = max(NOISE_FLOOR_PCT.get(m.options.rounds, NOISE_FLOOR_ROUNDS_PCT), noise_pct(m, WORKLOAD))
-    for setting in ("fsync", "synchronous_commit"):
-        gains = paired(m.samples, f"{setting}=off", WORKLOAD, lambda s: s.tps)
-        if gains and max(gains) < -noise:
-            out.append(Finding(CONFIG_FILE, obj, f"{setting} (plan 12.1)",
-                               f"{setting}=off not slower than durable beyond the noise (-{noise:.0f}%)",
-                               f"{max(gains):+.0f}% in every round"))
+    wal = {c: _median(s.per_tx("wal_bytes") for s in samples if s.config == c) for c in (BASELINE, PLAN)}
+    if wal[PLAN] is None or wal[BASELINE] is None or not wal[PLAN] < wal[BASELINE]:
+        out.append(Finding(CONFIG_FILE, obj, "WAL per transaction (plan 12.1)",
+                           f"less than the durable baseline's {wal[BASELINE] or 0:.0f} bytes (no full-page images)",
+                           f"{wal[PLAN] or 0:.0f} bytes"))
+    changes = paired(m.samples, PLAN, WORKLOAD, lambda s: s.tps)
+    span = interval(changes)
+    shown = ", ".join(f"{c:+.0f}%" for c in changes)
+    if span is None or (span[0] < -LOSS_THRESHOLD_PCT <= span[1]):
+        out.append(Inconclusive(CONFIG_FILE, obj, "throughput (plan 12.1)",
+                                f"the plan's configuration not slower than durable by more than {LOSS_THRESHOLD_PCT:.0f}%",
+                                f"{shown} per round: " + ("too few rounds to judge" if span is None else
+                                f"95% interval [{span[0]:+.0f}%, {span[1]:+.0f}%] holds both; noise on this machine "
+                                "(nox -s bench measures it)")))
+    elif span[1] < -LOSS_THRESHOLD_PCT:
+        out.append(Finding(CONFIG_FILE, obj, "throughput (plan 12.1)",
+                           f"the plan's configuration not slower than durable by more than {LOSS_THRESHOLD_PCT:.0f}%",
+                           f"{shown} per round, 95% interval [{span[0]:+.0f}%, {span[1]:+.0f}%]"))
     return out
 
 
-@live("live-12.1-dev-tuning", "12.1", "the dev tuning does what it is for: fewer full-page images, no lost throughput")
+@live("live-12.1-dev-tuning", "12.1", "the dev tuning does what it is for: the settings in effect, no full-page "
+      "images, less WAL, no lost throughput (judged only where the rounds decide)")
 def dev_tuning(ctx):
     if not ctx.allow_writes:
         raise Skip("switching the server's settings needs --allow-writes")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -12,7 +11,7 @@ from conformance import pgconf, workload
 from conformance.errors import InputError
 from conformance.manifests import K8sObject, Manifests, dotted
 from conformance.plan import figure
-from conformance.results import Finding, Result
+from conformance.results import Finding, MissingObject, Result
 
 DEFAULT_K8S_VERSIONS = "1.30-1.35"
 
@@ -72,7 +71,7 @@ class GateContext:
     def need(self, kind: str, figure_key: str) -> K8sObject:
         obj = self.manifests.find(kind, figure(figure_key).expected)
         if obj is None:
-            raise _Missing(self.missing(kind, figure_key))
+            raise MissingObject(self.missing(kind, figure_key))
         return obj
 
     @cached_property
@@ -86,11 +85,6 @@ class GateContext:
     @cached_property
     def conf(self) -> dict[str, pgconf.Setting]:
         return pgconf.parse(self.conf_text or "")
-
-
-class _Missing(Exception):
-    def __init__(self, finding: Finding):
-        self.finding = finding
 
 
 def _show(value) -> str:

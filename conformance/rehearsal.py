@@ -20,8 +20,8 @@ from conformance import targets
 from conformance.errors import InputError
 from conformance.live.runner import apply_schema, target_options
 from conformance.live.statements import WRITE_PATH
-from conformance.pg.digest import table_digests
-from conformance.plan import FIGURES, SCHEMA_TABLES, figure, targeting
+from conformance.pg.digest import schema_digests
+from conformance.plan import FIGURES, SCHEMA_TABLES, targeting
 from conformance.results import Result, Status
 
 # The service's write path run this many times, each as its own request.
@@ -88,7 +88,7 @@ def write_rows(target, prefix: str = "rehearsal") -> None:
 
 
 def _digest(target) -> dict:
-    return table_digests(target.conninfo("superuser"), figure("schema").expected, SCHEMA_TABLES)
+    return schema_digests(target.conninfo("superuser"))
 
 
 def rehearse(root: Path, from_major: int, to_major: int, target_name: str = "native", progress=None,

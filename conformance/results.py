@@ -44,6 +44,15 @@ class ChangeFinding(Finding):
         return f"{self.found}: {self.expected}" + (f"; remedy: {self.remedy}" if self.remedy else "")
 
 
+class MissingObject(Exception):
+    """A check needs an object the manifests do not have: its finding says so
+    (GateContext.need raises it; static.wraps_missing turns it into the check's finding)."""
+
+    def __init__(self, finding: Finding):
+        super().__init__(finding.describe())
+        self.finding = finding
+
+
 @dataclass(frozen=True)
 class Inconclusive(Finding):
     """What a check could not decide here (the machine's noise): reported as a warning, never

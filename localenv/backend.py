@@ -13,6 +13,7 @@ from conformance import workload
 from conformance.errors import EnvironmentProblem, InputError
 from conformance.live.runner import apply_schema
 from conformance.manifests import Manifests
+from conformance.pg import libpq
 from conformance.plan import figure
 from conformance.targets.base import account
 from localenv import verification
@@ -171,10 +172,8 @@ class Backend(abc.ABC):
     def psql_argv(self, role: str, extra: list[str]) -> tuple[list[str], dict[str, str]]:
         target = self.running_target()
         endpoint = self.endpoint_of(target)
-        login = endpoint.login(role)
-        env = {"PGHOST": endpoint.host, "PGPORT": str(endpoint.port), "PGDATABASE": endpoint.database,
-               "PGUSER": login.user, "PGPASSWORD": login.password,
-               "PGOPTIONS": f"-c search_path={endpoint.schema},public", "PGAPPNAME": "localenv-psql"}
+        env = libpq.env(endpoint.conninfo(role), PGOPTIONS=f"-c search_path={endpoint.schema},public",
+                        PGAPPNAME="localenv-psql")
         return [self.tools(target).tool("psql"), *extra], env
 
     def backup(self, folder: Path) -> Path:
@@ -209,8 +208,7 @@ class Backend(abc.ABC):
         # As the superuser: the dump also carries the database-level REVOKE on schema public
         # (sql/04-privileges.sql), which only public's owner may run.
         info = target.conninfo("superuser")
-        env = {"PGHOST": info["host"], "PGPORT": str(info["port"]), "PGUSER": info["user"],
-               "PGPASSWORD": info["password"], "PGDATABASE": info["dbname"]}
+        env = libpq.env(info)
         self.progress(f"restoring {dump} as {info['user']}")
         proc = subprocess.run([pg_restore, "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
                                "--no-password", "--dbname", info["dbname"], str(dump)],

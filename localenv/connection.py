@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from conformance.pg import libpq
 from conformance.plan import figure
 from conformance.targets.base import Account as Login  # role, user, password; repr without it
 
@@ -34,6 +35,11 @@ class Endpoint:
                 return login
         raise KeyError(role)
 
+    def conninfo(self, role: str) -> dict:
+        login = self.login(role)
+        return {"host": self.host, "port": self.port, "user": login.user, "password": login.password,
+                "dbname": self.database}
+
     def libpq_url(self, role: str, with_password: bool = False) -> str:
         login = self.login(role)
         secret = f":{quote(login.password, safe='')}" if with_password else ""
@@ -47,7 +53,7 @@ class Endpoint:
         login = self.login(role)
         password = login.password if with_password else HIDDEN
         out = {
-            "PGHOST": self.host, "PGPORT": str(self.port), "PGDATABASE": self.database, "PGUSER": login.user,
+            **{k: v for k, v in libpq.env(self.conninfo(role)).items() if k != "PGPASSWORD"},
             "PGPASSFILE": str(pgpass),
             "SPRING_DATASOURCE_URL": self.jdbc_url(),
             "SPRING_DATASOURCE_USERNAME": login.user,

@@ -24,10 +24,10 @@ from pathlib import Path
 from conformance.errors import EnvironmentProblem, InputError
 from conformance.live.context import LiveContext
 from conformance.live.runner import run_checks
+from conformance.pg import libpq
 from conformance.pg import ports
-from conformance.pg.digest import table_digests
+from conformance.pg.digest import schema_digests
 from conformance.pg.server import Server
-from conformance.plan import SCHEMA_TABLES, figure
 from conformance.results import Status
 from localenv.state import State
 
@@ -49,7 +49,7 @@ class Upgraded:
 
 
 def _digest(target) -> dict:
-    return table_digests(target.conninfo("superuser"), figure("schema").expected, SCHEMA_TABLES)
+    return schema_digests(target.conninfo("superuser"))
 
 
 def upgrade(backend, to: int) -> Upgraded:
@@ -145,8 +145,7 @@ def _roll_back(backend, datadir: Path, old_data: Path, state: State, from_major:
 def _analyze(target) -> None:
     """pg_upgrade carries no planner statistics; rebuild them as it recommends."""
     info = target.conninfo("superuser")
-    env = {**os.environ, "PGHOST": info["host"], "PGPORT": str(info["port"]), "PGUSER": info["user"],
-           "PGPASSWORD": info["password"]}
+    env = {**os.environ, **libpq.env(info)}
     subprocess.run([target.binaries.tool("vacuumdb"), "--all", "--analyze-only", "--quiet"], env=env,
                    capture_output=True, text=True, timeout=600, check=True)
 

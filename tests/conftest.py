@@ -50,3 +50,34 @@ def localenv():
         yield env
     finally:
         remove_localenv(env)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_in_docker():
+    """The session fails when it ends holding more containers, networks or volumes than it
+    started with (an image's VOLUME made an anonymous volume that a container's removal left,
+    a network never removed...). Under pytest-xdist each worker sees the others' runs: there
+    only the controller's session, without workers, is judged."""
+    import os
+
+    from conformance.targets import docker_engine
+
+    if docker_engine.unavailable_reason() is not None or os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    import docker
+
+    engine = docker.from_env(timeout=120)
+
+    def held() -> dict[str, set[str]]:
+        return {"containers": {f"{c.name} ({c.short_id})" for c in engine.containers.list(all=True)},
+                "networks": {n.name for n in engine.networks.list()},
+                "volumes": {v.name for v in engine.volumes.list()}}
+
+    before = held()
+    yield
+    after = held()
+    engine.close()
+    left = {kind: sorted(after[kind] - before[kind]) for kind in after if after[kind] - before[kind]}
+    if left:
+        pytest.fail(f"the test session left in Docker what it did not hold at its start: {left}")

@@ -69,3 +69,15 @@ class ProjectCopy:
 
 
 DELETE = object()
+
+
+def run_gate(manifests_dir: Path, sql: Path = ROOT / "sql", docs: Path = ROOT / "docs", major: int | None = None,
+             k8s_versions=("1.30",)) -> dict:
+    """The gate's results by check id. One Kubernetes version keeps each run fast; test_gate_cli
+    covers the whole range."""
+    from conformance import gate, manifests
+    from conformance.plan import targeting
+
+    ctx = gate.GateContext(manifests.load(manifests_dir), sql_dir=sql, docs_dir=docs, k8s_versions=list(k8s_versions))
+    with targeting(major):
+        return {r.check_id: r for r in gate.run(ctx)}

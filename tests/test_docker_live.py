@@ -223,7 +223,7 @@ def test_no_password_in_any_containers_environment(client, tmp_path):
             try:
                 envs[container.owner.ref] = client.api.inspect_container(run.id)["Config"]["Env"]
             finally:
-                run.remove(force=True)
+                run.remove(force=True, v=True)  # v: the image's VOLUME made an anonymous one
         for container in (workload.schema_init(m), workload.backup(m)):  # the accounts, then a dump as the admin
             proc = target.run_script(container)
             assert proc.returncode == 0, f"{container.owner.ref}: {proc.stderr[-500:]}"

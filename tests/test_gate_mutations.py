@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import config_checksum, gate, manifests, registry, tools
+from conformance import config_checksum, manifests, registry, tools
 from conformance.plan import POSTGRESQL_CONF
 from conformance.results import Status
 from conformance.static import load_all
-from tests.project import DELETE, ProjectCopy
+from tests.project import DELETE, ProjectCopy, run_gate
 
 STS = "postgresql-product-change-statefulset.yaml"
 SVC = "postgresql-product-change-service.yaml"
@@ -30,11 +30,8 @@ R = ("spec", "groups", 0, "rules")
 C1 = ("spec", "template", "spec", "containers", 1)
 
 
-def run_gate(project: ProjectCopy):
-    # One Kubernetes version keeps each run fast; test_gate_cli covers the whole range.
-    ctx = gate.GateContext(manifests.load(project.manifests), sql_dir=project.sql, docs_dir=project.root / "docs",
-                           k8s_versions=["1.30"])
-    return {r.check_id: r for r in gate.run(ctx)}
+def gate_of(project: ProjectCopy) -> dict:
+    return run_gate(project.manifests, project.sql, project.root / "docs")
 
 
 def yaml_set(file, kind, path, value):
@@ -55,7 +52,7 @@ def both(*mutations):
 def fails_with(project, mutate, check_id: str, fragment: str) -> list[str]:
     """Apply mutate; check_id must fail with a line holding fragment. Returns its lines."""
     mutate(project)
-    result = run_gate(project)[check_id]
+    result = gate_of(project)[check_id]
     lines = result.lines()
     assert result.status is Status.FAILED and fragment in "\n".join(lines), lines
     return lines
@@ -284,7 +281,7 @@ def test_check_rejects_its_mutation(project, check_id):
         pytest.skip(tools.reason("promtool"))
     mutate, fragments = MUTATIONS[check_id]
     mutate(project)
-    result = run_gate(project)[check_id]
+    result = gate_of(project)[check_id]
     assert result.status is Status.FAILED, f"{check_id} did not fail: {result.status} {result.message}"
     text = "\n".join(result.lines())
     assert f"{check_id} (plan {result.section})" in text
@@ -293,13 +290,13 @@ def test_check_rejects_its_mutation(project, check_id):
 
 
 def test_every_check_that_judges_has_a_mutation(project):
-    results = run_gate(project)
+    results = gate_of(project)
     judging = {cid for cid, r in results.items() if r.status is not Status.SKIPPED}
     assert judging - set(MUTATIONS) == set()
 
 
 def test_gate_passes_on_the_real_manifests(project):
-    results = run_gate(project)
+    results = gate_of(project)
     bad = [line for r in results.values() if r.status in (Status.FAILED, Status.ERROR) for line in (r.lines() or [r.message])]
     assert bad == []
 
@@ -314,7 +311,7 @@ def test_gate_passes_on_the_real_manifests(project):
 def test_equivalent_spellings_pass(project, old, new):
     project.conf(old, new)
     config_checksum.write(manifests.load(project.manifests))  # what the user runs after an edit
-    results = run_gate(project)
+    results = gate_of(project)
     assert all(r.status is not Status.FAILED for r in results.values()), \
         [line for r in results.values() for line in r.lines()]
 
@@ -322,8 +319,8 @@ def test_equivalent_spellings_pass(project, old, new):
 def test_equivalent_quantities_pass(project):
     project.set(STS, "StatefulSet", C0 + ("resources", "limits", "cpu"), "1")
     project.set(STS, "StatefulSet", C0 + ("resources", "limits", "memory"), "2048Mi")
-    assert run_gate(project)["plan-3.1-cpu-limit"].status is Status.PASSED
-    assert run_gate(project)["plan-3.1-memory-limit"].status is Status.PASSED
+    assert gate_of(project)["plan-3.1-cpu-limit"].status is Status.PASSED
+    assert gate_of(project)["plan-3.1-memory-limit"].status is Status.PASSED
 
 
 @pytest.mark.parametrize("pgoptions,passes", [
@@ -340,12 +337,12 @@ def test_init_session_commit_spellings(project, pgoptions, passes):
         project.set(JOB, "Job", env, DELETE)
     else:
         project.set(JOB, "Job", env + ("value",), pgoptions)
-    assert (run_gate(project)["plan-6.1-schema-init-durable"].status is Status.PASSED) == passes
+    assert (gate_of(project)["plan-6.1-schema-init-durable"].status is Status.PASSED) == passes
 
 
 def test_the_metrics_sidecar_needs_its_readiness_probe(project):
     project.set(STS, "StatefulSet", C1 + ("readinessProbe",), DELETE)
-    result = run_gate(project)["plan-8.1-metrics-sidecar"]
+    result = gate_of(project)["plan-8.1-metrics-sidecar"]
     assert result.status is Status.FAILED
     assert "containers[1].readinessProbe: plan-8.1-metrics-sidecar (plan 8.1): expected an HTTP probe of the metrics port, found none" \
         in "\n".join(result.lines())
@@ -372,7 +369,7 @@ def test_registry_ids_carry_their_section():
 
 def test_metrics_port_is_open_to_the_monitoring_namespace_only(project):
     project.set(NETPOL, "NetworkPolicy", ("spec", "ingress", 1, "from"), [{"podSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0"}}])
-    result = run_gate(project)["plan-9.1-network-policy"]
+    result = gate_of(project)["plan-9.1-network-policy"]
     assert result.status is Status.FAILED
     assert "spec.ingress[1].from: plan-9.1-network-policy (plan 9.1): expected namespace monitoring only" in "\n".join(result.lines())
 
@@ -425,7 +422,7 @@ def test_pod_security_restricted_names_the_field(project, mutate, fragment):
 
 def test_enforcing_pod_security_on_the_shared_namespace_fails(project):
     project.set(NS, "Namespace", ("metadata", "labels", "pod-security.kubernetes.io/enforce"), "restricted")
-    result = run_gate(project)["plan-9.1-pod-security-labels"]
+    result = gate_of(project)["plan-9.1-pod-security-labels"]
     assert result.status is Status.FAILED
     assert "expected no enforce label (the namespace is shared" in "\n".join(result.lines())
 
@@ -433,7 +430,7 @@ def test_enforcing_pod_security_on_the_shared_namespace_fails(project):
 @pytest.mark.parametrize("value", ["CKV_K8S_43", "CKV_K8S_43=", "CKV_K8S_43=a=b", "digest=pinned by tag"])
 def test_a_malformed_policy_skip_fails(project, value):
     project.set(STS, "StatefulSet", ("metadata", "annotations", "checkov.io/skip1"), value)
-    result = run_gate(project)["plan-14.3-policy-skips-explained"]
+    result = gate_of(project)["plan-14.3-policy-skips-explained"]
     assert result.status is Status.FAILED
     assert "expected CKV_<ID>=<one-line reason> (one '=')" in "\n".join(result.lines())
 
@@ -460,5 +457,5 @@ def test_config_checksum_command_updates_the_annotation(project):
     check = subprocess.run([*argv, "--check"], capture_output=True, text=True, check=False)
     assert check.returncode == 1 and "run python -m conformance config-checksum" in check.stdout
     assert subprocess.run(argv, capture_output=True, text=True, check=False).returncode == 0
-    assert run_gate(project)["plan-5.3-config-checksum"].status is Status.PASSED
+    assert gate_of(project)["plan-5.3-config-checksum"].status is Status.PASSED
     assert subprocess.run([*argv, "--check"], capture_output=True, text=True, check=False).returncode == 0

@@ -4,7 +4,6 @@ its own per test, on a port chosen free at the start of the test."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance import gate, manifests, tools, workload
+from conformance import manifests, tools, workload
 from conformance.live.metrics_checks import judge
 from conformance.monitoring import rule_tests, rules
 from conformance.plan import ALERTS
 from conformance.results import Status
 from conformance.targets.exporter import local_argv
 from conformance.targets.mapping import LocalMapping
-from tests.project import ROOT, ProjectCopy
+from tests.project import ROOT, ProjectCopy, run_gate
 
 RULES = "manifests/monitoring/postgresql-product-change-rules.yaml"
 
@@ -61,8 +61,7 @@ def test_a_changed_rule_fails_promtool_and_the_gate(promtool, tmp_path, old, new
     proc = rule_tests.run(loaded, promtool, tmp_path / "t")
     assert proc.returncode != 0 and alert in proc.stdout + proc.stderr
     key = next(k for k, (name, _) in ALERTS.items() if name == alert)
-    ctx = gate.GateContext(loaded, sql_dir=project.sql, docs_dir=project.root / "docs", k8s_versions=["1.30"])
-    result = next(r for r in gate.run(ctx) if r.check_id == f"plan-8.1-{key}")
+    result = run_gate(project.manifests, project.sql, project.root / "docs")[f"plan-8.1-{key}"]
     assert result.status is Status.FAILED
     assert "monitoring/postgresql-product-change-rules.yaml" in "\n".join(result.lines())
 

@@ -9,19 +9,14 @@ import subprocess
 import pytest
 import yaml
 
-from conformance import gate, manifests, upgrade_overlays
+from conformance import manifests, upgrade_overlays
 from conformance.errors import InputError
-from conformance.plan import targeting
 from conformance.results import Status
-from tests.project import ROOT
+from tests.project import ROOT, run_gate
 
 MAJORS = upgrade_overlays.majors()
 
 
-def run_gate(path, major):
-    ctx = gate.GateContext(manifests.load(path), sql_dir=ROOT / "sql", docs_dir=ROOT / "docs", k8s_versions=["1.30"])
-    with targeting(major):
-        return {r.check_id: r for r in gate.run(ctx)}
 
 
 def test_the_overlays_are_what_the_plan_data_gives():
@@ -31,10 +26,10 @@ def test_the_overlays_are_what_the_plan_data_gives():
 @pytest.mark.parametrize("major", MAJORS)
 def test_the_gate_passes_each_overlay_for_its_major_and_not_for_14(major):
     path = ROOT / "upgrade" / f"pg{major}"
-    bad = [line for r in run_gate(path, major).values() if r.status in (Status.FAILED, Status.ERROR)
+    bad = [line for r in run_gate(path, major=major).values() if r.status in (Status.FAILED, Status.ERROR)
            for line in (r.lines() or [r.message])]
     assert bad == []
-    as_14 = run_gate(path, None)["plan-2.2-pg-major"]
+    as_14 = run_gate(path, major=None)["plan-2.2-pg-major"]
     assert as_14.status is Status.FAILED and f"found postgres:{major}." in "\n".join(as_14.lines())
 
 

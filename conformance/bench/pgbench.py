@@ -68,9 +68,9 @@ class PgbenchError(Exception):
 
 
 def env_for(conninfo: dict, database: str | None) -> dict[str, str]:
-    return {"PGHOST": conninfo["host"], "PGPORT": str(conninfo["port"]), "PGUSER": conninfo["user"],
-            "PGPASSWORD": conninfo["password"], "PGDATABASE": database or conninfo["dbname"], "PATH": "/usr/bin:/bin",
-            "LC_ALL": "C.UTF-8"}
+    from conformance.pg import libpq
+
+    return libpq.env(conninfo, database, PATH="/usr/bin:/bin", LC_ALL="C.UTF-8")
 
 
 def init_argv(pgbench: str, scale: int) -> list[str]:

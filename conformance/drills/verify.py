@@ -47,8 +47,9 @@ def inspect(conninfo: dict, acked: list[Acked], fault_at: float, pg_amcheck: Pat
 
 def amcheck(conninfo: dict, pg_amcheck: Path) -> list[str]:
     """Every table's heap and every B-tree index, with the heap checked against the indexes."""
-    env = {"PGHOST": conninfo["host"], "PGPORT": str(conninfo["port"]), "PGUSER": conninfo["user"],
-           "PGPASSWORD": conninfo["password"], "PGDATABASE": conninfo["dbname"], "PATH": "/usr/bin:/bin"}
+    from conformance.pg import libpq
+
+    env = libpq.env(conninfo, PATH="/usr/bin:/bin")
     proc = subprocess.run([str(pg_amcheck), "--install-missing", "--heapallindexed", "--no-password",
                            conninfo["dbname"]], capture_output=True, text=True, timeout=600, env=env, check=False)
     if proc.returncode == 0:

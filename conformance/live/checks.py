@@ -13,8 +13,8 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from conformance import pgconf, workload
 from conformance.live.statements import WRITE_PATH
-from conformance.pg.digest import table_digests
-from conformance.plan import POSTGRESQL_CONF, SCHEMA_TABLES as EXPECTED_TABLES, figure
+from conformance.pg.digest import schema_digests
+from conformance.plan import POSTGRESQL_CONF, figure
 from conformance.registry import Skip, live
 
 CONFIG_FILE = "postgresql-product-change-config.yaml"
@@ -138,7 +138,7 @@ def probes(ctx):
 # -- backup ------------------------------------------------------------------------------------
 
 def _table_digest(ctx, dbname: str) -> dict:
-    return table_digests(ctx.target.conninfo("superuser", dbname=dbname), SCHEMA, EXPECTED_TABLES)
+    return schema_digests(ctx.target.conninfo("superuser", dbname=dbname))
 
 
 def _dumps(directory: Path) -> set[str]:

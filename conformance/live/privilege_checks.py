@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import psycopg
 
 from conformance.live.context import SQL_FILES
 from conformance.live.statements import WRITE_PATH

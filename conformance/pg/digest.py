@@ -16,3 +16,11 @@ def table_digests(conninfo: dict, schema: str, tables) -> dict[str, tuple[int, s
                             "FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(table))
             out[table] = tuple(conn.execute(query).fetchone())
     return out
+
+
+def schema_digests(conninfo: dict) -> dict[str, tuple[int, str]]:
+    """Every table of the plan's schema: the one digest the rehearsal, the restore checks and
+    localenv's upgrade compare."""
+    from conformance.plan import SCHEMA_TABLES, figure
+
+    return table_digests(conninfo, figure("schema").expected, SCHEMA_TABLES)

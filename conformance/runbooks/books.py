@@ -436,7 +436,7 @@ def apply_runbook(root: Path, major: int) -> Runbook:
              "`DEPLOYED` names what the cluster runs now (a commit, tag or folder; `none` on a first install): "
              "the gate then also says which changes the API server refuses, which put data at risk and which "
              "restart the pod.",
-             (f'deployed="${{DEPLOYED:?set DEPLOYED to the commit, tag or folder the cluster runs now, or none}}"',
+             ('deployed="${DEPLOYED:?set DEPLOYED to the commit, tag or folder the cluster runs now, or none}"',
               'if [ "$deployed" = none ]; then',
               f"  {CONFORMANCE} check --manifests {f.manifests_dir} --pg-major {f.major}",
               "else",

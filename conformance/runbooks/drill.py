@@ -21,7 +21,7 @@ from conformance import manifests as manifest_loader
 from conformance import targets
 from conformance.errors import InputError
 from conformance.live.runner import apply_schema, target_options
-from conformance.pg.digest import table_digests
+from conformance.pg.digest import schema_digests
 from conformance.plan import SCHEMA_TABLES, figure
 from conformance.rehearsal import write_rows
 from conformance.runbooks import books, shell
@@ -56,7 +56,7 @@ def run(root: Path, target_name: str = "native", progress=None) -> list[Outcome]
     schema = figure("schema").expected
 
     def digest() -> dict:
-        return table_digests(target.conninfo("superuser"), schema, SCHEMA_TABLES)
+        return schema_digests(target.conninfo("superuser"))
 
     with tempfile.TemporaryDirectory(prefix="pc-restore-drill-") as tmp, target:
         dumps = Path(tmp) / "backup"

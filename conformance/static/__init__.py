@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 
+from conformance.results import MissingObject
+
 
 def wraps_missing(func):
     """Let a check say `ctx.need(kind, key)` and report a missing object as its finding."""
-    from conformance.gate import _Missing
 
     @functools.wraps(func)
     def wrapper(ctx):
         try:
             return list(func(ctx) or [])
-        except _Missing as exc:
+        except MissingObject as exc:
             return [exc.finding]
     return wrapper
 

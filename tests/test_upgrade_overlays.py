@@ -55,7 +55,7 @@ def test_a_wrong_pgdata_in_an_overlay_is_found(tmp_path):
     root = _copy(tmp_path)
     overlay = root / "upgrade" / "pg18" / "kustomization.yaml"
     overlay.write_text(overlay.read_text().replace("value: /var/lib/postgresql/18/docker", "value: /var/lib/postgresql/data/pgdata"))
-    result = run_gate(root / "upgrade" / "pg18", 18)["plan-5.1-pgdata"]
+    result = run_gate(root / "upgrade" / "pg18", major=18)["plan-5.1-pgdata"]
     assert result.status is Status.FAILED
     text = "\n".join(result.lines())
     assert "expected PGDATA=/var/lib/postgresql/18/docker" in text and "found PGDATA=/var/lib/postgresql/data/pgdata" in text

@@ -321,7 +321,10 @@ def cmd_drills(args) -> int:
     for note in drill.notes:
         print(f"note: {note}")
     print(f"drills: {len(drill.trials)} trials in {drill.seconds:.0f} s; report: {', '.join(map(str, paths))}")
-    return 0
+    failed = [t for t in drill.trials if t.failed]
+    for t in failed:
+        print(f"error: {t.config}, {t.fault} {t.index}: not judged: {t.failed}")
+    return 1 if failed else 0
 
 
 def cmd_rules(args) -> int:

@@ -26,7 +26,7 @@ STS = "postgresql-product-change-statefulset.yaml"
 CRON = "postgresql-product-change-backup-cronjob.yaml"
 C0 = ("spec", "template", "spec", "containers", 0)
 CRON_C0 = ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0)
-KUBE_ONLY = ("live-8.2-pod", "live-3.1-limits-applied", "live-3.3", "live-9.1-network", "live-3.2", "live-7.2", "live-5.1-survives")
+KUBE_ONLY = ("live-2.1-cluster", "live-8.2-pod", "live-3.1-limits-applied", "live-3.3", "live-9.1-network", "live-3.2", "live-7.2", "live-5.1-survives")
 
 
 def ours(client) -> list[str]:

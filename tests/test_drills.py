@@ -112,3 +112,23 @@ def test_a_power_cut_of_the_vm(tmp_path):
     assert len(durable) == 1 and durable[0].recovered and not durable[0].corrupt, durable
     assert durable[0].acked > 0 and durable[0].lost == 0, durable
     assert _ours() - before == set(), "a VM, a server or a scratch folder was left behind"
+
+
+@pytest.mark.parametrize("kill,outcome", [
+    (dict(hit=True, finished=True), "missed"),      # the dump had finished: no kill during a backup
+    (dict(hit=False, finished=False), "missed"),    # pg_dump never seen dumping
+    (dict(hit=True, finished=False, still_running=True), "failed"),  # outlived the wait: never judged
+    (dict(hit=True, finished=False), "judged"),
+])
+def test_a_kill_during_a_backup_counts_only_when_it_hit_a_running_dump(kill, outcome):
+    """It used to count a backup that finished before the kill as survived, and never judged a
+    script that outlived its join."""
+    from conformance.drills.runner import BackupKill, judge_backup_kill
+
+    facts = BackupKill(**{"still_running": False, "old_kept": True, "partial": (), "dumps_after_failure": (), **kill})
+    got, corrupt, details = judge_backup_kill(facts)
+    assert got == outcome and not corrupt
+    assert details if outcome != "judged" else not details
+    damaged = BackupKill(hit=True, finished=False, still_running=False, old_kept=False, partial=(".x.partial",),
+                         dumps_after_failure=())
+    assert judge_backup_kill(damaged)[:2] == ("judged", True)

@@ -223,7 +223,11 @@ def test_every_check_passes_on_kind(tmp_path):
     from conformance.results import Status
 
     results = run_live(M, "kind", manifests_dir=ROOT / "manifests")
-    bad = [r for r in results if r.status is not Status.PASSED]
+    # kind is not the plan's cluster, and not a container engine the checks read directly.
+    expected_skips = {"live-2.1-cluster", "live-9.1-container-hardening", "live-3.1-container-limits",
+                      "live-5.1-data-on-volume"}
+    bad = [r for r in results if r.status is not Status.PASSED
+           and not (r.status is Status.SKIPPED and r.check_id in expected_skips)]
     assert not bad, "\n".join(line for r in bad for line in (r.lines() or [r.message]))
 
 

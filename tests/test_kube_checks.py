@@ -42,7 +42,7 @@ def healthy() -> dict:
             "run": ("Complete", ["product_change_db_20261126_020000.dump"], {"product_change_db_20261126_020000.dump": True},
                     ["product_change_db_20261126_020000.dump"]),
             "cron": {"status": {"lastScheduleTime": "2026-11-25T17:00:00Z", "lastSuccessfulTime": "2026-11-25T17:00:41Z"}},
-            "rows": 1}
+            "rows": 1, "cluster": ("dev", "phonebill-dev-aks")}
 
 
 JUDGES = {
@@ -53,6 +53,7 @@ JUDGES = {
     "live-3.2-claims-bound": lambda o: k.judge_claims(o["claims"]),
     "live-7.2-cronjob-run": lambda o: k.judge_cronjob_run(*o["run"]) + k.judge_cronjob_status(o["cron"]),
     "live-5.1-survives-pod-delete": lambda o: k.judge_survival(o["rows"]),
+    "live-2.1-cluster": lambda o: k.judge_cluster(*o["cluster"]),
 }
 
 
@@ -106,6 +107,9 @@ BREAKS = {
                       ["new dumps on the backup volume", "found 2: ['a.dump', 'b.dump']"]),
     "last run failed": ("live-7.2-cronjob-run", lambda o: o["cron"]["status"].update(lastSuccessfulTime="2026-11-20T17:00:30Z"),
                         ["status.lastSuccessfulTime", "at or after the last run 2026-11-25T17:00:00Z"]),
+    "another cluster": ("live-2.1-cluster", lambda o: o.update(cluster=("dev", "phonebill-prod-aks")),
+                        ["kubeconfig", "context dev cluster", "expected phonebill-dev-aks (plan 2.1)",
+                         "found phonebill-prod-aks"]),
     "data lost": ("live-5.1-survives-pod-delete", lambda o: o.update(rows=0),
                   ["StatefulSet/postgresql-product-change", "rows after a pod delete", "expected 1", "found 0"]),
 }

@@ -25,7 +25,7 @@ NATIVE_SKIPS = {
     **{cid: "needs a container target (docker); this is native"
        for cid in ("live-9.1-container-hardening", "live-3.1-container-limits", "live-5.1-data-on-volume")},
     **{cid: "needs a Kubernetes target (kind or cluster); this is native"
-       for cid in ("live-8.2-pod-ready", "live-3.1-limits-applied", "live-3.3-service", "live-9.1-network-policy",
+       for cid in ("live-2.1-cluster", "live-8.2-pod-ready", "live-3.1-limits-applied", "live-3.3-service", "live-9.1-network-policy",
                    "live-3.2-claims-bound", "live-7.2-cronjob-run", "live-5.1-survives-pod-delete")},
 }
 

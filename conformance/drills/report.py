@@ -32,6 +32,8 @@ class Row:
     acked_total: int
     corrupt: int
     why_not_back: tuple[str, ...]
+    missed: int = 0   # faults that did not strike what they aimed at: not counted above
+    failed: tuple[str, ...] = ()  # trials that could not be judged, with why
 
 
 def _med(values):
@@ -42,16 +44,18 @@ def rows(drill: Drill) -> list[Row]:
     out = []
     for fault in FAULTS:
         for config in dict.fromkeys(t.config for t in drill.trials):
-            ts = [t for t in drill.trials if t.fault == fault and t.config == config]
-            if not ts:
+            every = [t for t in drill.trials if t.fault == fault and t.config == config]
+            if not every:
                 continue
+            ts = [t for t in every if not t.missed and not t.failed]
             back = [t for t in ts if t.recovered]
             out.append(Row(config, fault, len(ts), len(back), _med([t.recovery_s for t in back]),
                            max((t.recovery_s for t in back), default=None), _med([t.lost for t in back]),
                            max((t.lost for t in back), default=None), _med([t.lost_ms for t in back]),
                            max((t.lost_ms for t in back), default=None), sum(t.acked for t in ts),
                            sum(t.corrupt for t in ts),
-                           tuple(dict.fromkeys(d for t in ts if not t.recovered for d in t.details))))
+                           tuple(dict.fromkeys(d for t in ts if not t.recovered for d in t.details)),
+                           sum(t.missed for t in every), tuple(t.failed for t in every if t.failed)))
     return out
 
 
@@ -109,6 +113,12 @@ def markdown(drill: Drill, stamp: str, png_name: str) -> str:
         lines.append(f"| {r.config} | {r.fault} | {r.trials} | {r.came_back} of {r.trials} | "
                      f"{_f(r.recovery_median_s, 1, ' s')} / {_f(r.recovery_max_s, 1, ' s')} | {lost} | {ms} | "
                      f"{r.corrupt} |")
+    uncounted = [r for r in table if r.missed or r.failed]
+    if uncounted:
+        lines += ["", "Not counted above:", ""]
+        lines += [f"- {r.config}, {r.fault}: " + "; ".join(
+            ([f"{r.missed} missed (the fault did not strike what it aimed at)"] if r.missed else [])
+            + [f"FAILED, not judged: {why}" for why in r.failed]) for r in uncounted]
     down = [r for r in table if r.why_not_back]
     if down:
         lines += ["", "Why the server did not come back by itself:", ""]

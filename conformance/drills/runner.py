@@ -12,10 +12,11 @@ from pathlib import Path
 
 import psycopg
 
-from conformance import workload
+from conformance import timeouts, workload
 from conformance.bench.configs import Config, apply, configurations
 from conformance.drills import verify
 from conformance.drills.load import Load
+from conformance.errors import EnvironmentProblem
 from conformance.plan import SCHEMA_BREAKER_ROWS, SCHEMA_TABLES, figure
 
 CONFIGS = ("durable", "plan")
@@ -47,6 +48,11 @@ class Trial:
     clean_start_s: float = 0.0  # power cuts: the same boot without a cut (the VM's own boot time)
     corrupt: bool = False
     details: list[str] = field(default_factory=list)
+    # The fault did not strike what it aimed at (a backup that had finished before the kill):
+    # not counted, neither as survived nor as damage.
+    missed: bool = False
+    # The trial could not be judged (why); the drill reports it and fails.
+    failed: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -117,10 +123,57 @@ def init_kill(target, manifests, config: Config, progress) -> Trial:
     return trial
 
 
+BACKUP_ATTEMPTS = 3  # a kill that came too late (the dump had finished) is tried again
+
+
+@dataclass(frozen=True)
+class BackupKill:
+    """What one kill during a backup showed."""
+    hit: bool                  # pg_dump was seen dumping when the server was killed
+    finished: bool             # the script still said it completed (exit 0)
+    still_running: bool        # the script had not ended when the drill stopped waiting
+    old_kept: bool             # the older dump is there, unchanged
+    partial: tuple[str, ...]   # .partial files left
+    dumps_after_failure: tuple[str, ...]  # dumps a failed run left
+
+
+def judge_backup_kill(k: BackupKill) -> tuple[str, bool, list[str]]:
+    """("missed" | "failed" | "judged", corrupt, details). A kill that did not hit a running
+    pg_dump, or after which the script still completed, was no kill during a backup: missed,
+    never "survived". A script that outlived the wait was never judged: failed."""
+    if k.still_running:
+        return "failed", False, [f"the backup script was still running {timeouts.SCRIPT} s after the kill"]
+    if not k.hit or k.finished:
+        why = "pg_dump was not seen dumping when the server was killed" if not k.hit else \
+            "the backup completed before the kill reached it"
+        return "missed", False, [why]
+    details, corrupt = [], False
+    if not k.old_kept:
+        corrupt = True
+        details.append("the older dump was deleted or changed")
+    if k.partial:
+        corrupt = True
+        details.append(f"a partial file was kept: {list(k.partial)}")
+    if k.dumps_after_failure:
+        corrupt = True
+        details.append(f"a failed run left a dump: {list(k.dumps_after_failure)}")
+    return "judged", corrupt, details
+
+
+def _dump_running(target) -> bool:
+    """pg_dump has a session that is running a query (it is dumping, not yet done)."""
+    with psycopg.connect(**target.conninfo("superuser"), autocommit=True) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
+                                 "AND state = 'active'").fetchone()[0])
+
+
 def backup_kill(target, manifests, config: Config, rng: random.Random, progress) -> Trial:
-    """The backup CronJob's script, the server killed while it dumps: it must fail, keep the old
-    dumps and leave no partial file."""
+    """The backup CronJob's script, the server killed while pg_dump dumps: the run must fail,
+    keep the old dumps and leave no partial file. The kill is proven to hit a running pg_dump;
+    a kill that came too late is tried again, and after BACKUP_ATTEMPTS reported as missed."""
     import threading
+
+    from conformance.targets.waiting import wait_until
 
     apply(_superuser(target), config)
     trial = Trial(config.name, BACKUP_KILL, 1)
@@ -128,43 +181,52 @@ def backup_kill(target, manifests, config: Config, rng: random.Random, progress)
     folder.mkdir(parents=True, exist_ok=True)
     old = folder / f"{figure('database').expected}_20000101_000000.dump"
     old.write_bytes(b"an older dump")
-    before = {p.name for p in folder.iterdir()}
     # Enough rows that the dump takes a moment to kill it in.
     bulk = f"{figure('schema').expected}.pc_drill_bulk"
     with psycopg.connect(**target.conninfo("superuser"), autocommit=True) as conn:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {bulk} AS "
                      "SELECT g AS id, repeat(md5(g::text), 20) AS filler FROM generate_series(1, 200000) g")
         conn.execute(f"ALTER TABLE {bulk} OWNER TO {figure('account-admin').expected}")  # the backup's account
-    result = {}
-    runner = threading.Thread(target=lambda: result.update(proc=target.run_script(workload.backup(manifests))))
-    runner.start()
-    time.sleep(rng.uniform(0.2, 0.8))
-    target.kill_server()
-    runner.join(600)
-    start = time.monotonic()
-    target.start_server()
-    trial.recovery_s = time.monotonic() - start
-    proc = result.get("proc")
-    after = {p.name for p in folder.iterdir()}
-    new = sorted(after - before)
-    finished = [n for n in new if not n.startswith(".")]
-    partial = [n for n in new if n.endswith(".partial")]
-    if proc is not None and proc.returncode == 0:
-        trial.details.append("the backup finished before the kill (a fresh dump, read back): not a failure")
-    if old.name not in after or old.read_bytes() != b"an older dump":
-        trial.corrupt = True
-        trial.details.append("the older dump was deleted or changed")
-    if partial:
-        trial.corrupt = True
-        trial.details.append(f"a partial file was kept: {partial}")
-    if proc is not None and proc.returncode != 0 and finished:
-        trial.corrupt = True
-        trial.details.append(f"a failed run left a dump: {finished}")
-    with psycopg.connect(**target.conninfo("superuser"), autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {bulk}")
-    for name in new:
-        (folder / name).unlink(missing_ok=True)
-    old.unlink(missing_ok=True)
-    progress(f"{config.name}: kill during a backup: exit {proc.returncode if proc else '?'}, "
-             f"{'old dumps kept, no partial file' if not trial.corrupt else '; '.join(trial.details)}")
+    outcome, proc = "missed", None
+    try:
+        for attempt in range(1, BACKUP_ATTEMPTS + 1):
+            before = {p.name for p in folder.iterdir()}
+            result: dict = {}
+            runner = threading.Thread(target=lambda: result.update(proc=target.run_script(workload.backup(manifests))),
+                                      daemon=True)
+            runner.start()
+            try:
+                hit = wait_until(lambda: _dump_running(target), "pg_dump dumping", timeouts.SCRIPT, interval=0.02)
+            except EnvironmentProblem:
+                hit = False
+            time.sleep(rng.uniform(0.0, 0.2))  # a random moment of the dump, not a wait for a state
+            hit = hit and _dump_running(target)
+            target.kill_server()
+            runner.join(timeouts.SCRIPT)
+            start = time.monotonic()
+            target.start_server()
+            trial.recovery_s = time.monotonic() - start
+            proc = result.get("proc")
+            new = sorted({p.name for p in folder.iterdir()} - before)
+            finished = proc is not None and proc.returncode == 0
+            kill = BackupKill(hit=hit, finished=finished, still_running=runner.is_alive(),
+                              old_kept=old.exists() and old.read_bytes() == b"an older dump",
+                              partial=tuple(n for n in new if n.endswith(".partial")),
+                              dumps_after_failure=tuple(n for n in new if not n.startswith(".") and not finished))
+            outcome, trial.corrupt, trial.details = judge_backup_kill(kill)
+            for name in new:
+                (folder / name).unlink(missing_ok=True)
+            if outcome != "missed":
+                break
+            progress(f"{config.name}: kill during a backup, attempt {attempt}: missed ({trial.details[0]})")
+    finally:
+        with psycopg.connect(**target.conninfo("superuser"), autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {bulk}")
+        old.unlink(missing_ok=True)
+    trial.missed = outcome == "missed"
+    trial.failed = trial.details[0] if outcome == "failed" else ""
+    progress(f"{config.name}: kill during a backup: " + (
+        f"missed in {BACKUP_ATTEMPTS} attempts" if trial.missed else trial.failed or
+        f"exit {proc.returncode if proc else '?'}, "
+        f"{'old dumps kept, no partial file' if not trial.corrupt else '; '.join(trial.details)}"))
     return trial

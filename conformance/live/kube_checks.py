@@ -155,6 +155,15 @@ def judge_cronjob_run(outcome: str | None, new_dumps: list[str], verified: dict[
     return out
 
 
+def judge_cluster(context: str, cluster: str | None) -> list[Finding]:
+    """The kubectl context points at the plan's cluster (2.1): `az aks get-credentials` names
+    the kubeconfig cluster after the AKS cluster."""
+    if cluster != figure("cluster").expected:
+        return [_f("kubeconfig", f"context {context}", "cluster", f"{figure('cluster').expected} (plan 2.1)",
+                   cluster or "none")]
+    return []
+
+
 def judge_survival(rows: int) -> list[Finding]:
     if rows != 1:
         return [_f(STS_FILE, f"StatefulSet/{figure('name').expected}", "rows after a pod delete", 1, rows)]
@@ -187,6 +196,16 @@ def _pod(ctx):
 def pod_ready(ctx):
     _kube(ctx)
     return judge_pod(_pod(ctx), workload.database(ctx.manifests))
+
+
+@live("live-2.1-cluster", "2.1", "the cluster the checks run on is the plan's (phonebill-dev-aks)")
+def cluster(ctx):
+    kubectl = _kube(ctx)
+    if ctx.target.name != "cluster":
+        raise Skip(f"the {ctx.target.name} target makes its own cluster: only the cluster target reaches the plan's")
+    proc = kubectl.run("config", "view", "--minify", "-o", "jsonpath={.clusters[0].name}", check=False,
+                       namespaced=False)
+    return judge_cluster(kubectl.context, proc.stdout.strip() if proc.returncode == 0 else None)
 
 
 @live("live-3.1-limits-applied", "3.1", "CPU and memory requests and limits as applied to the pod")

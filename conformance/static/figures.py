@@ -383,7 +383,8 @@ def _not_here(key: str, reason: str, checklist=()):
     add_static(Check(f"plan-{fig.section}-{key}", fig.section, fig.title, check, tuple(checklist), "static"))
 
 
-_not_here("cluster", "the cluster's name is seen only by the cluster target (--target cluster)")
+_not_here("cluster", "the cluster's name is seen only by the cluster target: live-2.1-cluster compares the "
+                     "kubectl context's cluster with it (--target cluster)")
 _not_here("resource-group", "the Azure resource group is not part of the manifests")
 _not_here("snapshot-backup", "manual Azure Disk snapshots are an operator's action, not a manifest")
 

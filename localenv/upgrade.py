@@ -94,9 +94,10 @@ def upgrade(backend, to: int) -> Upgraded:
             differing = sorted(t for t in before if before[t] != after.get(t))
             raise EnvironmentProblem(f"rows differ after pg_upgrade in {', '.join(differing)}")
         results = run_checks(LiveContext(target, backend.manifests, allow_writes=False), only=VERIFYING_CHECKS)
-        bad = [line for r in results if r.status in (Status.FAILED, Status.ERROR) for line in (r.lines() or [r.message])]
+        bad = unverified(results)
         if bad:
-            raise EnvironmentProblem(f"the upgraded database fails {len(bad)} live checks: {bad[0]}")
+            raise EnvironmentProblem(f"the upgraded database is not verified ({len(bad)} of {len(VERIFYING_CHECKS)} "
+                                     f"checks): {bad[0]}")
         _analyze(target)
         os.sync()
     except BaseException as exc:
@@ -109,14 +110,32 @@ def upgrade(backend, to: int) -> Upgraded:
                     sum(r.status is Status.PASSED for r in results))
 
 
+def unverified(results) -> list[str]:
+    """What keeps the upgrade from counting as verified: each expected check must have run and
+    passed. A skip, a warning or a check that did not run verifies nothing."""
+    ran = {r.check_id: r for r in results}
+    out = [f"{cid} did not run" for cid in sorted(VERIFYING_CHECKS - set(ran))]
+    for cid in sorted(VERIFYING_CHECKS & set(ran)):
+        r = ran[cid]
+        if r.status is not Status.PASSED:
+            out.append(f"{cid} {r.status.value}: " + ("; ".join(r.lines()) or r.message))
+    return out
+
+
 def _same_checksums(old: Server, to: int) -> tuple[str, ...]:
     """pg_upgrade needs both clusters alike in data checksums. initdb turns them on by default
     from PostgreSQL 18 (the official image's too); a cluster made by 14 has them off unless
     asked for. The new cluster follows the old one."""
     proc = subprocess.run([old.binaries.tool("pg_controldata"), str(old.datadir)], capture_output=True, text=True,
                           env={"LC_ALL": "C"}, check=False)
-    enabled = any(line.startswith("Data page checksum version:") and line.split(":", 1)[1].strip() != "0"
-                  for line in proc.stdout.splitlines())
+    versions = [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
+                if line.startswith("Data page checksum version:")]
+    if proc.returncode != 0 or len(versions) != 1:
+        # Unread is not "the same": a guess here makes pg_upgrade refuse, or worse, later.
+        last = (proc.stderr or proc.stdout).strip().splitlines()
+        raise EnvironmentProblem(f"pg_controldata could not read {old.datadir}'s data checksum setting: "
+                                 f"{last[-1] if last else f'exit {proc.returncode}'}")
+    enabled = versions[0] != "0"
     if enabled:
         return ("--data-checksums",) if to < 18 else ()
     return ("--no-data-checksums",) if to >= 18 else ()
@@ -146,8 +165,11 @@ def _analyze(target) -> None:
     """pg_upgrade carries no planner statistics; rebuild them as it recommends."""
     info = target.conninfo("superuser")
     env = {**os.environ, **libpq.env(info)}
-    subprocess.run([target.binaries.tool("vacuumdb"), "--all", "--analyze-only", "--quiet"], env=env,
-                   capture_output=True, text=True, timeout=600, check=True)
+    proc = subprocess.run([target.binaries.tool("vacuumdb"), "--all", "--analyze-only", "--quiet"], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr or proc.stdout).strip().splitlines()
+        raise EnvironmentProblem(f"vacuumdb --analyze-only failed: {last[-1] if last else f'exit {proc.returncode}'}")
 
 
 def delete_old(backend) -> Path | None:

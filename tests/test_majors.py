@@ -148,3 +148,45 @@ def test_an_upgrade_that_fails_half_way_leaves_the_old_server_running_with_its_d
     count, version = localenv.sql(ROWS).split("|")
     assert count == "1" and version.startswith("14")
     assert not (localenv.home / "native" / "volume" / "pgdata.pg14").exists()
+
+
+def test_an_upgrade_is_verified_only_by_every_expected_check_passing():
+    """Only FAILED and ERROR used to count: a verification that ran nothing passed."""
+    from localenv.upgrade import VERIFYING_CHECKS, unverified
+    from conformance.results import Result
+
+    def result(cid, status):
+        return Result(cid, "x", "t", status)
+
+    everything = [result(cid, Status.PASSED) for cid in sorted(VERIFYING_CHECKS)]
+    assert unverified(everything) == []
+    assert unverified([]) == [f"{cid} did not run" for cid in sorted(VERIFYING_CHECKS)]
+    skipped = [result(r.check_id, Status.SKIPPED if r.check_id == "live-14.2-indexes" else Status.PASSED)
+               for r in everything]
+    assert unverified(skipped) == ["live-14.2-indexes skipped: "]
+
+
+def test_an_unreadable_checksum_setting_and_a_failed_analyze_are_one_line_errors(tmp_path):
+    """pg_controldata's failure was read as "no checksums"; vacuumdb's ended in a traceback."""
+    from conformance.errors import EnvironmentProblem
+    from conformance.pg.binaries import locate
+    from conformance.pg.server import RunAs, Server
+    from localenv.upgrade import _analyze, _same_checksums
+
+    binaries = locate(lambda m: None)
+    not_data = Server(binaries, tmp_path / "empty", tmp_path / "run", RunAs.for_this_process())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EnvironmentProblem, match="pg_controldata could not read .*empty's data checksum setting"):
+        _same_checksums(not_data, 18)
+
+    class Unreachable:  # a real vacuumdb against a port nothing listens on
+        def __init__(self):
+            self.binaries = binaries
+
+        def conninfo(self, role):
+            from conformance.pg import ports
+
+            return {"host": "127.0.0.1", "port": ports.free_port(), "user": "u", "password": "p", "dbname": "d"}
+
+    with pytest.raises(EnvironmentProblem, match="vacuumdb --analyze-only failed: "):
+        _analyze(Unreachable())

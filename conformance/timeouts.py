@@ -4,6 +4,7 @@ not fail a check; a hung one must still end."""
 SERVER_READY = 120          # a started server answers a query
 SCRIPT = 300                # a Job's or CronJob's script runs to the end
 PROBE = 30                  # one exec probe
+RELOAD = 15                 # settings changed by ALTER SYSTEM and a reload show in SHOW
 IMAGE_PULL = 600            # pulling the postgres image on a cold machine
 CONTAINER_STOP = 60         # = terminationGracePeriodSeconds: a clean shutdown with checkpoint
 KIND_CREATE = 600           # kind create cluster, node image pulled

@@ -309,3 +309,14 @@ def test_cluster_target_skips_what_needs_local_mounts_and_cleans_its_folder():
     assert target.sql_dir.joinpath("01-roles.sql").exists(), "the schema ConfigMap as the Job mounts it"
     target.stop()
     assert not target.workdir.exists()
+
+
+def test_a_context_that_does_not_exist_is_said_so_not_a_missing_namespace():
+    """`run --target cluster --context nosuch` used to say the namespace was not found."""
+    from conformance.targets.cluster import missing_context
+
+    assert missing_context("dev-aks", ["dev-aks", "kind-pc"]) is None
+    assert missing_context("nosuch", ["dev-aks", "kind-pc"]) == (
+        "no kubectl context nosuch in the kubeconfig (its contexts: dev-aks, kind-pc): --context NAME or "
+        "CONFORMANCE_CONTEXT")
+    assert "its contexts: none" in missing_context("nosuch", [])

@@ -67,4 +67,4 @@ def apply(connect, config: Config) -> None:
             raise NotYet(f"server shows {shown}")
         return True
 
-    wait_until(took_effect, f"configuration {config.name} in effect", timeouts.SERVER_READY, interval=0.1)
+    wait_until(took_effect, f"configuration {config.name} in effect", timeouts.RELOAD, interval=0.1)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conformance import workload
 from conformance.manifests import Manifests
+from conformance.errors import EnvironmentProblem
 from conformance.plan import figure
 
 # Accounts by role: Secret keys of (user, password).
@@ -31,12 +32,27 @@ class Account:
         return f"Account({self.role}, {self.user})"
 
 
+class MissingAccount(EnvironmentProblem):
+    """The manifests define no such account: the checks that would use it cannot run."""
+
+
 def account(manifests: Manifests, role: str) -> Account:
-    """An account's user and password from the Secret (roles: ACCOUNT_KEYS)."""
+    """An account's user and password. The bootstrap superuser is whoever the database
+    container's env makes it, as the official image reads it (POSTGRES_USER, from a value, a
+    secretKeyRef or a POSTGRES_USER_FILE); the others come from the Secret (ACCOUNT_KEYS)."""
+    if role == "superuser":
+        db = workload.database(manifests)
+        user, password = db.value("POSTGRES_USER"), db.value("POSTGRES_PASSWORD")
+        if user and password is not None:
+            return Account(role, user, password)
     user_key, password_key = ACCOUNT_KEYS[role]
     secret = figure("secret").expected
-    return Account(role, manifests.secret_value(secret, user_key) or "",
-                   manifests.secret_value(secret, password_key) or "")
+    user, password = manifests.secret_value(secret, user_key), manifests.secret_value(secret, password_key)
+    if not user or password is None:
+        raise MissingAccount(f"Secret {secret} has no {user_key}/{password_key}: no {role} account to connect as"
+                             + (" (and the database container sets no POSTGRES_USER/POSTGRES_PASSWORD)"
+                                if role == "superuser" else ""))
+    return Account(role, user, password)
 
 
 class Target(abc.ABC):

@@ -25,6 +25,15 @@ def current_context() -> str:
     return proc.stdout.strip()
 
 
+def missing_context(context: str, known: list[str]) -> str | None:
+    """Why a context cannot be used, naming the true cause (not "namespace not found")."""
+    if context in known:
+        return None
+    listed = ", ".join(known) if known else "none"
+    return f"no kubectl context {context} in the kubeconfig (its contexts: {listed}): --context NAME or " \
+           f"CONFORMANCE_CONTEXT"
+
+
 class ClusterTarget(KubeTarget):
     name = "cluster"
 
@@ -36,6 +45,13 @@ class ClusterTarget(KubeTarget):
         self.allow_writes = allow_writes
 
     def start(self) -> None:
+        import subprocess
+
+        listed = subprocess.run([self.kubectl.binary, "config", "get-contexts", "-o", "name"], capture_output=True,
+                                text=True, check=False)
+        problem = missing_context(self.kubectl.context, listed.stdout.split())
+        if problem:
+            raise EnvironmentProblem(problem)
         if self.kubectl.get("namespace", self.kubectl.namespace, namespaced=False) is None:
             raise EnvironmentProblem(f"namespace {self.kubectl.namespace} not found in context {self.kubectl.context}; "
                                      "apply the manifests first (kubectl apply -k manifests/)")

@@ -52,8 +52,22 @@ class LocalMapping:
         out.setdefault("TZ", "UTC")
         return out
 
+    def in_text(self, text: str) -> str:
+        """A script or shell command line (sh -c '...') with each container mount path written
+        in it, and `-p <the server's port>`, replaced: a script that writes /backup/x must not
+        write this machine's /backup."""
+        import re
+
+        for container_path in sorted(self.paths, key=len, reverse=True):
+            if container_path in ("", "/"):
+                continue
+            text = re.sub(rf"(?<![\w./-]){re.escape(container_path)}(?=/|[\s\"';:)|&]|$)",
+                          lambda m, local=str(self.paths[container_path]): local, text)
+        return re.sub(rf"(?<![\w-])(-p\s*|--port[=\s])({self.container_port})\b",
+                      lambda m: f"{m.group(1)}{self.port}", text)
+
     def argv(self, argv: list[str]) -> list[str]:
-        return [self.path(a) for a in argv]
+        return [self.in_text(self.path(a)) if any(c.isspace() for c in a) else self.path(a) for a in argv]
 
     def server_overrides(self, socket_dir: Path) -> list[str]:
         """Settings that differ from the container's because this is a shared machine: the

@@ -210,7 +210,8 @@ def cmd_check(args) -> int:
             with targeting(args.pg_major):
                 results += runner.judge(base, loaded, ctx.sql_dir, args.pg_major or figure("pg-major").expected,
                                         schema=not args.no_schema_compare,
-                                        progress=lambda m: print(f"[base] {m}", file=sys.stderr, flush=True))
+                                        progress=lambda m: print(f"[base] {m}", file=sys.stderr, flush=True),
+                                        versions=ctx.k8s_versions)
         finally:
             base.close()
         context.update(base=base.label, what=f"gate and change from {base.label}")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conformance import config_checksum, manifests
-from tests.project import ROOT, ProjectCopy
+from tests.project import DELETE, ROOT, ProjectCopy
 
 STS = "postgresql-product-change-statefulset.yaml"
 JOB = "postgresql-product-change-schema-init-job.yaml"
@@ -79,7 +79,9 @@ def test_a_changed_selector_is_refused_with_the_orphan_remedy(repo):
     (refused,) = [l for l in change_lines(proc) if "change-refused" in l]
     assert refused.startswith(f"{STS}:{line}: StatefulSet/postgresql-product-change spec.selector.matchLabels.role: "
                               "change-refused (plan 10.2): spec.selector.matchLabels.role: nothing -> primary: "
-                              "the API server refuses to change this field of a StatefulSet")
+                              "the API server refuses it (updates to a StatefulSet's spec outside replicas, ordinals, "
+                              "template, updateStrategy, persistentVolumeClaimRetentionPolicy and minReadySeconds are "
+                              "forbidden; ValidateStatefulSetUpdate (pkg/apis/apps/validation/validation.go))")
     assert "remedy: kubectl delete statefulset postgresql-product-change -n phonebill-dev --cascade=orphan" in refused
     assert any("change-downtime" in l for l in change_lines(proc)), "the template's labels changed too"
 
@@ -153,10 +155,12 @@ def test_with_the_checksum_updated_the_setting_is_a_restart(repo):
     assert "the pod template changes (to apply max_locks_per_transaction (postmaster))" in downtime
 
 
-def test_a_changed_job_template_is_refused_with_its_remedy(repo):
+def test_a_changed_job_template_is_refused_while_the_job_exists_with_its_remedy(repo):
     repo.set(JOB, "Job", C0 + ("env", 3, "value"), "9")
     repo.commit("job")
-    (refused,) = [l for l in change_lines(repo.check()) if "change-refused" in l]
+    proc = repo.check()
+    assert proc.returncode == 0, "a warning: the Job's TTL removes it, and apply then makes it anew"
+    (refused,) = [l for l in change_lines(proc) if "change-refused-in-a-state" in l]
     assert f"{JOB}:" in refused and "spec.template.spec.containers[0].env[3].value: 5 -> 9" in refused
     assert "remedy: kubectl delete job postgresql-product-change-schema-init -n phonebill-dev" in refused
 
@@ -269,3 +273,125 @@ def test_a_major_without_saved_contexts_says_whose_it_used():
     found, _ = consequences._settings(pair, None, 19)
     (finding,) = [j.finding for j in found]
     assert "PostgreSQL 19 has no such setting (contexts of PostgreSQL 18: none saved for 19)" in finding.expected
+
+
+# -- what the API server says, rule by rule (changes/api_rules.py) ------------------------------------
+SVC_H = "postgresql-product-change-headless-service.yaml"
+SECRET = "postgresql-product-change-secret.yaml"
+CM = "postgresql-product-change-config.yaml"
+
+
+def _judged(tmp_path, change, base_change=None, versions=("1.30",)) -> dict[str, list]:
+    """consequences.judge on a base copy and a changed copy of the manifests: kind -> findings."""
+    from conformance.changes import consequences
+
+    base, now = ProjectCopy(tmp_path / "base"), ProjectCopy(tmp_path / "now")
+    if base_change:
+        base_change(base)
+        base_change(now)
+    change(now)
+    out: dict[str, list] = {}
+    for j in consequences.judge(manifests.load(base.manifests), manifests.load(now.manifests), 14, versions=list(versions)):
+        out.setdefault(j.kind, []).append(j.finding)
+    return out
+
+
+def _set(file, kind, path, value, name=None):
+    return lambda p: p.set(file, kind, path, value, name=name)
+
+
+MISSED_REFUSALS = {
+    "a claim's volumeAttributesClassName, gate off (before 1.34)": (
+        _set(PVC, "PersistentVolumeClaim", ("spec", "volumeAttributesClassName"), "fast"),
+        _set(PVC, "PersistentVolumeClaim", ("spec", "volumeAttributesClassName"), "standard"), ("1.33",),
+        "update is forbidden when the VolumeAttributesClass feature gate is disabled"),
+    "a claim's volumeAttributesClassName to empty (1.34)": (
+        _set(PVC, "PersistentVolumeClaim", ("spec", "volumeAttributesClassName"), ""),
+        _set(PVC, "PersistentVolumeClaim", ("spec", "volumeAttributesClassName"), "standard"), ("1.34",),
+        "update from non-nil value to an empty string is forbidden"),
+    "a Secret's type": (_set(SECRET, "Secret", ("type",), "kubernetes.io/basic-auth"), None, ("1.30",),
+                        "a Secret's type"),
+    "immutable: true removed": (_set(SECRET, "Secret", ("immutable",), DELETE), _set(SECRET, "Secret", ("immutable",), True),
+                                ("1.30",), "field is immutable when `immutable` is set"),
+    "immutable set false": (_set(CM, "ConfigMap", ("immutable",), False), _set(CM, "ConfigMap", ("immutable",), True),
+                            ("1.30",), "field is immutable when `immutable` is set"),
+    "a Job's podFailurePolicy": (_set(JOB, "Job", ("spec", "podFailurePolicy"), {"rules": []}),
+                                 _set(JOB, "Job", ("spec", "ttlSecondsAfterFinished"), DELETE), ("1.30",), "immutable"),
+    "a Job's backoffLimitPerIndex": (_set(JOB, "Job", ("spec", "backoffLimitPerIndex"), 2),
+                                     _set(JOB, "Job", ("spec", "ttlSecondsAfterFinished"), DELETE), ("1.30",), "immutable"),
+    "a Job's managedBy": (_set(JOB, "Job", ("spec", "managedBy"), "example.com/queue"),
+                          _set(JOB, "Job", ("spec", "ttlSecondsAfterFinished"), DELETE), ("1.30",), "immutable"),
+    "a Job's successPolicy": (_set(JOB, "Job", ("spec", "successPolicy"), {"rules": [{"succeededCount": 1}]}),
+                              _set(JOB, "Job", ("spec", "ttlSecondsAfterFinished"), DELETE), ("1.30",), "immutable"),
+    "a Service's primary IP family": (_set(SVC_H, "Service", ("spec", "ipFamilies"), ["IPv6"]),
+                                      _set(SVC_H, "Service", ("spec", "ipFamilies"), ["IPv4"]), ("1.30",),
+                                      "the primary IP family may not change"),
+    "a Service's loadBalancerClass": (
+        _set(SVC_H, "Service", ("spec", "loadBalancerClass"), "b.example/lb"),
+        lambda p: (p.set(SVC_H, "Service", ("spec", "type"), "LoadBalancer"),
+                   p.set(SVC_H, "Service", ("spec", "loadBalancerClass"), "a.example/lb")), ("1.30",),
+        "may not change while the Service stays of type LoadBalancer"),
+    "a Service's healthCheckNodePort": (
+        _set(SVC_H, "Service", ("spec", "healthCheckNodePort"), 31002),
+        lambda p: (p.set(SVC_H, "Service", ("spec", "type"), "LoadBalancer"),
+                   p.set(SVC_H, "Service", ("spec", "externalTrafficPolicy"), "Local"),
+                   p.set(SVC_H, "Service", ("spec", "healthCheckNodePort"), 31001)), ("1.30",),
+        "externalTrafficPolicy Local"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISSED_REFUSALS))
+def test_a_change_the_api_server_refuses_is_refused(tmp_path, case):
+    """Each of these passed check --base before: the rules did not know them."""
+    change, base_change, versions, words = MISSED_REFUSALS[case]
+    found = _judged(tmp_path, change, base_change, versions)
+    refused = found.get("refused", [])
+    assert refused and any(words in f.expected for f in refused), found
+    assert all("pkg/apis/" in f.expected for f in refused), "each cites the validation it mirrors"
+
+
+def test_a_claim_that_grows_before_it_is_bound_is_said_to_be_refused_until_then(tmp_path):
+    """The backup claim's class waits for the first consumer: until the first backup, it is Pending."""
+    found = _judged(tmp_path, _set(PVC, "PersistentVolumeClaim", ("spec", "resources", "requests", "storage"), "20Gi"))
+    (finding,) = found["refused-in-a-state"]
+    assert "a claim grows only while it is Bound" in finding.expected and "WaitForFirstConsumer" in finding.expected
+    assert "refused" not in found
+
+
+FALSE_ALARMS = {
+    "reclaimPolicy written at its default": (lambda p: p.set("shared/managed-standard-storageclass.yaml", "StorageClass",
+                                                             ("reclaimPolicy",), "Delete"),
+                                             lambda p: p.set("shared/managed-standard-storageclass.yaml", "StorageClass",
+                                                             ("reclaimPolicy",), DELETE)),
+    "volumeBindingMode written at its default": (
+        lambda p: p.set("shared/managed-standard-storageclass.yaml", "StorageClass", ("volumeBindingMode",), "Immediate"),
+        lambda p: p.set("shared/managed-standard-storageclass.yaml", "StorageClass", ("volumeBindingMode",), DELETE)),
+    "volumeMode written at its default": (_set(PVC, "PersistentVolumeClaim", ("spec", "volumeMode"), "Filesystem"), None),
+    "revisionHistoryLimit written at its default": (_set(STS, "StatefulSet", ("spec", "revisionHistoryLimit"), 10), None),
+    "a headless Service's clusterIP: None left out": (_set(SVC_H, "Service", ("spec", "clusterIP"), DELETE), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FALSE_ALARMS))
+def test_what_the_api_server_takes_as_no_change_is_not_refused(tmp_path, case):
+    """Each of these was reported refused: a field at its default (from the schema) is no change,
+    and an allocated clusterIP left out is kept by the registry."""
+    change, base_change = FALSE_ALARMS[case]
+    found = _judged(tmp_path, change, base_change)
+    assert not found.get("refused") and not found.get("data-at-risk"), found
+
+
+def test_revision_history_limit_is_refused_up_to_1_35_and_taken_from_1_36(tmp_path):
+    change = _set(STS, "StatefulSet", ("spec", "revisionHistoryLimit"), 3)
+    assert _judged(tmp_path / "a", change, versions=("1.35",)).get("refused")
+    assert not _judged(tmp_path / "b", change, versions=("1.36",)).get("refused")
+    (mixed,) = _judged(tmp_path / "c", change, versions=("1.35", "1.36"))["refused"]
+    assert "(on Kubernetes 1.35; not on 1.36)" in mixed.expected
+
+
+def test_the_init_jobs_template_is_refused_only_while_the_job_exists(tmp_path):
+    """It has a TTL: after it, apply makes the Job anew. Said, as a warning, not a failure."""
+    found = _judged(tmp_path, _set(JOB, "Job", C0 + ("env", 3, "value"), "9"))
+    (finding,) = found["refused-in-a-state"]
+    assert "field is immutable while the Job exists" in finding.expected and "600 s" in finding.expected
+    assert "refused" not in found

@@ -7,48 +7,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance import config_checksum, pgconf, workload
-from conformance.changes import settings_context
+from conformance.changes import api_rules, settings_context
 from conformance.changes.diff import Pair, differences, pairs, under, value
 from conformance.manifests import K8sObject, Manifests, dotted
 from conformance.plan import AVAILABILITY, figure
 from conformance.results import ChangeFinding
 
 REFUSED, DATA, DOWNTIME, NO_EFFECT = "refused", "data-at-risk", "downtime", "no-effect"
-
-
-@dataclass(frozen=True)
-class Immutability:
-    mutable: tuple = ()     # spec paths that may change; every other spec path may not
-    immutable: tuple = ()   # or: exactly these may not
-    remedy: str = ""
+CONDITIONAL, IGNORED = "refused-in-a-state", "ignored"
 
 
 STATEFULSET_REMEDY = ("kubectl delete statefulset {name} -n {ns} --cascade=orphan, then apply again: the pod and its "
                       "claims stay, the new StatefulSet adopts the pod if its selector matches the pod's labels (else "
                       "delete the pod once: it comes back on the same claim, the data kept)")
-IMMUTABLE = {
-    # apps/v1 validation: "updates to statefulset spec for fields other than 'replicas', 'ordinals',
-    # 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
-    "StatefulSet": Immutability(mutable=(("spec", "replicas"), ("spec", "ordinals"), ("spec", "template"),
-                                         ("spec", "updateStrategy"), ("spec", "persistentVolumeClaimRetentionPolicy"),
-                                         ("spec", "minReadySeconds")), remedy=STATEFULSET_REMEDY),
-    # batch/v1: a Job's pod template and selector are immutable once created.
-    "Job": Immutability(immutable=(("spec", "template"), ("spec", "selector"), ("spec", "completionMode"),
-                                   ("spec", "completions")),
-                        remedy="kubectl delete job {name} -n {ns} (a finished Job: its work is done and the "
-                               "database keeps it), then apply again"),
-    # core/v1: "spec is immutable after creation except resources.requests and volumeAttributesClassName".
-    "PersistentVolumeClaim": Immutability(mutable=(("spec", "resources", "requests"), ("spec", "volumeAttributesClassName")),
-                                          remedy="a claim cannot change in place: make a new claim, copy the files "
-                                                 "(a pod mounting both), point the CronJob at it, then delete the old one"),
-    # storage/v1: provisioner, parameters, reclaimPolicy and volumeBindingMode are immutable.
-    "StorageClass": Immutability(immutable=(("provisioner",), ("parameters",), ("reclaimPolicy",), ("volumeBindingMode",)),
-                                 remedy="kubectl delete storageclass {name}, then apply again: existing disks keep "
-                                        "what they were made with; only new claims get the new class"),
-    # core/v1: a Service's clusterIP (and with it headless or not) is immutable.
-    "Service": Immutability(immutable=(("spec", "clusterIP"), ("spec", "clusterIPs")),
-                            remedy="kubectl delete service {name} -n {ns}, then apply again (clients reconnect; the "
-                                   "DNS name stays)"),
+REMEDIES = {
+    "StatefulSet": STATEFULSET_REMEDY,
+    "Job": "kubectl delete job {name} -n {ns} (a finished Job: its work is done and the database keeps it), then "
+           "apply again (the apply runbook does both)",
+    "PersistentVolumeClaim": "a claim cannot change in place: make a new claim, copy the files (a pod mounting both), "
+                             "point the CronJob at it, then delete the old one",
+    "StorageClass": "kubectl delete storageclass {name}, then apply again: existing disks keep what they were made "
+                    "with; only new claims get the new class",
+    "Service": "kubectl delete service {name} -n {ns}, then apply again (clients reconnect; the DNS name stays)",
+    "Secret": "kubectl delete secret {name} -n {ns}, then apply again",
+    "ConfigMap": "kubectl delete configmap {name} -n {ns}, then apply again",
 }
 
 
@@ -80,38 +62,39 @@ def _finding(obj: K8sObject, path: tuple, change: str, consequence: str, remedy:
     return ChangeFinding(file, obj.ref, dotted(path) or "-", consequence, change, obj.line(path), remedy)
 
 
-def _immutable_paths(kind: str, diffs: list[tuple]) -> list[tuple]:
-    rule = IMMUTABLE.get(kind)
-    if rule is None:
-        return []
-    if rule.mutable:
-        return [d for d in diffs if d[:1] == ("spec",) and not any(under(d, m) for m in rule.mutable)]
-    return [d for d in diffs if any(under(d, i) for i in rule.immutable)]
+def _binds_late(claim: K8sObject, manifests: Manifests) -> bool:
+    """Its StorageClass waits for the first consumer: the claim is Pending until a pod mounts it."""
+    name = claim.get(("spec", "storageClassName"))
+    sc = manifests.find("StorageClass", name) if name else None
+    return sc is not None and sc.get(("volumeBindingMode",)) == "WaitForFirstConsumer"
 
 
-def _refused(pair: Pair, diffs: list[tuple]) -> list[Judged]:
+def _refused(pair: Pair, diffs: list[tuple], versions: list[str], manifests: Manifests) -> list[Judged]:
+    """What the API server refuses, refuses in a state the manifests cannot show, or drops
+    (changes/api_rules.py, each rule with the validation function it mirrors)."""
     obj = pair.now
+    found = api_rules.verdicts(pair, diffs, versions,
+                               binds_late=obj.kind == "PersistentVolumeClaim" and _binds_late(obj, manifests))
+    remedy = REMEDIES.get(obj.kind, "").format(name=obj.name, ns=obj.namespace or "default")
     out = []
-    rule = IMMUTABLE.get(obj.kind)
-    paths = _immutable_paths(obj.kind, diffs)
-    if paths:
-        remedy = rule.remedy.format(name=obj.name, ns=obj.namespace or "default")
-        shown = "; ".join(_change(pair, p) for p in paths[:3]) + (f"; and {len(paths) - 3} more" if len(paths) > 3 else "")
-        out.append(Judged(REFUSED, _finding(obj, paths[0], shown, f"the API server refuses to change "
-                                            f"{'these fields' if len(paths) > 1 else 'this field'} of a {obj.kind}, and "
-                                            "`kubectl apply -k` stops there, half of the set applied", remedy)))
-    if obj.kind == "PersistentVolumeClaim":
-        path = ("spec", "resources", "requests", "storage")
-        if _smaller(value(pair.now, path), value(pair.base, path)):
-            out.append(Judged(REFUSED, _finding(obj, path, _change(pair, path), "a volume cannot shrink: the API "
-                                                "server refuses it", "keep the size, or make a new claim and copy")))
-    if obj.kind in ("Secret", "ConfigMap") and value(pair.base, ("immutable",)) is True:
-        data = [d for d in diffs if d[:1] in (("data",), ("stringData",), ("binaryData",))]
-        if data:
-            out.append(Judged(REFUSED, _finding(obj, data[0], _change(pair, data[0]), f"the base's {obj.kind} is "
-                                                "immutable: the API server refuses a changed content",
-                                                f"kubectl delete {obj.kind.lower()} {obj.name} -n {obj.namespace}, "
-                                                "then apply again")))
+    for outcome in (api_rules.REFUSED, api_rules.CONDITIONAL, api_rules.IGNORED):
+        group = [v for v in found if v.outcome == outcome]
+        if not group:
+            continue
+        shown = "; ".join(_change(pair, v.path) for v in group[:3]) + (
+            f"; and {len(group) - 3} more" if len(group) > 3 else "")
+        reasons = "; ".join(dict.fromkeys(f"{v.why}{api_rules.versions_note(v, versions)}" for v in group))
+        sources = ", ".join(dict.fromkeys(v.source for v in group))
+        consequence = {
+            api_rules.REFUSED: f"the API server refuses it ({reasons}; {sources}), and `kubectl apply -k` stops "
+                               "there, half of the set applied",
+            api_rules.CONDITIONAL: f"refused in a state the manifests cannot show: {reasons} ({sources})",
+            api_rules.IGNORED: f"accepted and not applied: {reasons} ({sources})",
+        }[outcome]
+        kind = {api_rules.REFUSED: REFUSED, api_rules.CONDITIONAL: CONDITIONAL, api_rules.IGNORED: IGNORED}[outcome]
+        out.append(Judged(kind, _finding(obj, group[0].path, shown, consequence,
+                                         remedy if outcome != api_rules.IGNORED else "leave the field out, or turn "
+                                         "the feature gate on")))
     return out
 
 
@@ -280,7 +263,7 @@ def _conf_line(cm: K8sObject, key: str, setting) -> int | None:
     return start + setting.line  # a block scalar's text starts on the line after its key
 
 
-def judge(base: Manifests, now: Manifests, major: int) -> list[Judged]:
+def judge(base: Manifests, now: Manifests, major: int, versions: list[str] | None = None) -> list[Judged]:
     out: list[Judged] = []
     all_pairs = pairs(base, now)
     sts_name = figure("name").expected
@@ -300,7 +283,7 @@ def judge(base: Manifests, now: Manifests, major: int) -> list[Judged]:
         diffs = differences(pair.base.data, pair.now.data)
         if not diffs:
             continue
-        out += _refused(pair, diffs)
+        out += _refused(pair, diffs, versions or ["1.30"], now)
         out += _data_at_risk(pair, diffs)
         if pair is sts_pair:
             out += _downtime(pair, diffs, applied)

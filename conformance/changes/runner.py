@@ -20,12 +20,17 @@ CLASSES = {
     consequences.NO_EFFECT: ("change-no-effect", "4.1", "postgresql.conf changes that will not take effect",
                              Status.FAILED),
     consequences.DOWNTIME: ("change-downtime", "1.2", "changes that restart the database pod (downtime)", Status.WARNED),
+    consequences.CONDITIONAL: ("change-refused-in-a-state", "10.2", "changes the API server refuses in a state the "
+                               "manifests cannot show (a finished Job not yet removed, a claim not yet bound)",
+                               Status.WARNED),
+    consequences.IGNORED: ("change-ignored", "10.2", "changes the API server accepts and silently drops", Status.WARNED),
 }
 SCHEMA = ("change-schema", "6.1", "sql/ changes that do not reach an existing database")
 
 
-def judge(base: Baseline, now: Manifests, sql_dir: Path, major: int, schema: bool = True, progress=lambda m: None) -> list[Result]:
-    judged = consequences.judge(base.manifests, now, major)
+def judge(base: Baseline, now: Manifests, sql_dir: Path, major: int, schema: bool = True, progress=lambda m: None,
+          versions: list[str] | None = None) -> list[Result]:
+    judged = consequences.judge(base.manifests, now, major, versions)
     results = []
     for kind, (cid, section, title, status) in CLASSES.items():
         findings = [j.finding for j in judged if j.kind == kind]

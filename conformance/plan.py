@@ -368,6 +368,14 @@ SCHEMA_KEYS: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
     "pc_kos_integration_log": {"primary key": (("id",),), "unique": ()},
     "pc_circuit_breaker_state": {"primary key": (("id",),), "unique": (("service_name",),)},
 }
+# schema-spec "Monitoring views": view -> its columns, in order.
+VIEW_COLUMNS = {
+    "v_product_change_summary": ("process_status", "request_count", "today_count", "avg_processing_time_sec"),
+    "v_kos_integration_summary": ("integration_type", "total_requests", "success_count", "success_rate",
+                                  "avg_response_time_ms", "today_count"),
+    "v_circuit_breaker_status": ("service_name", "state", "failure_count", "success_count", "last_failure_time",
+                                 "next_attempt_time", "updated_at", "recommended_action"),
+}
 # schema-spec "Monitoring views": view -> how far back it counts (a PostgreSQL interval).
 VIEW_WINDOWS = {"v_product_change_summary": "30 days", "v_kos_integration_summary": "7 days"}
 assert set(SCHEMA_COLUMNS) == set(SCHEMA_TABLES) == set(SCHEMA_KEYS)

@@ -148,6 +148,13 @@ def privilege_table(ctx):
     held = {(g, k, name, p): has for (g, k, _, p, has), name in zip(rows, shown)}
     for file, who, path, expected, found in judge_privileges(held):
         yield ctx.finding(file, who, path, expected, found)
+    # Plan 9.2 grants whole tables; a column's own grant is a privilege the table view misses.
+    for table, column, acl in ctx.query("SELECT c.relname, a.attname, a.attacl::text FROM pg_attribute a "
+                                        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
+                                        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND a.attacl IS NOT NULL "
+                                        "ORDER BY 1, 2", (SCHEMA,)):
+        yield ctx.finding(SQL_FILES["privileges"], f"column {table}.{column}", "column privileges",
+                          "none: plan 9.2 grants whole tables", acl)
 
 
 @live("live-9.2-role-attributes", "9.2", "each account's attributes, memberships and settings, exactly")

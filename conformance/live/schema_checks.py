@@ -11,19 +11,34 @@ from conformance.live.context import SQL_FILES
 from conformance.plan import (SCHEMA_BREAKER_ROWS as EXPECTED_BREAKERS, SCHEMA_CHECKS, SCHEMA_COLUMNS,
                               SCHEMA_FUNCTIONS_SPEC, SCHEMA_INDEXES as EXPECTED_INDEXES, SCHEMA_KEYS,
                               SCHEMA_TABLES as EXPECTED_TABLES, SCHEMA_TRIGGERS,
-                              SCHEMA_VIEWS as EXPECTED_VIEWS, SERIAL, VIEW_WINDOWS, figure)
+                              SCHEMA_VIEWS as EXPECTED_VIEWS, SERIAL, VIEW_COLUMNS, VIEW_WINDOWS, figure)
 from conformance.pg import attempt
 from conformance.registry import live
 
 SCHEMA = figure("schema").expected
 
-@live("live-14.2-tables", "14.2", "exactly the 3 tables", checklist=("14.2-tables",))
+_TABLES = """
+SELECT c.relname, c.relkind, c.relpersistence, c.relrowsecurity,
+       (SELECT count(*) FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN'),
+       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY 1
+"""
+
+
+@live("live-14.2-tables", "14.2", "exactly the 3 tables: plain (not partitioned), logged, no row security, no rules",
+      checklist=("14.2-tables",))
 def tables(ctx):
-    rows = ctx.query("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                     "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY 1", (SCHEMA,))
+    rows = ctx.query(_TABLES, (SCHEMA,))
     found = tuple(r[0] for r in rows)
     if found != EXPECTED_TABLES:
         yield ctx.finding(SQL_FILES["schema"], f"schema {SCHEMA}", "tables", list(EXPECTED_TABLES), list(found))
+    for name, kind, persistence, rls, rules, policies in rows:
+        for field, want, got in (("kind", "r", kind), ("persistence", "p (logged: crash-safe)", persistence),
+                                 ("row level security", False, rls), ("rules", 0, rules), ("policies", 0, policies)):
+            if str(want).split()[0] != str(got):
+                yield ctx.finding(SQL_FILES["schema"], f"table {name}", field, f"{want} (schema spec)",
+                                  {"p": "p (partitioned)", "u": "u (UNLOGGED: emptied by every crash)"}.get(got, got))
 
 
 _INDEXDEF = re.compile(r"CREATE (?P<unique>UNIQUE )?INDEX (?P<name>\S+) ON (?P<table>\S+) USING (?P<method>\S+) "
@@ -76,6 +91,16 @@ def views(ctx):
     found = tuple(r[0] for r in rows)
     if found != EXPECTED_VIEWS:
         yield ctx.finding(SQL_FILES["schema"], f"schema {SCHEMA}", "views", list(EXPECTED_VIEWS), list(found))
+    columns: dict[str, list[str]] = {}
+    for view, column in ctx.query("SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                                  "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND "
+                                  "c.relkind = 'v' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
+                                  (SCHEMA,)):
+        columns.setdefault(view, []).append(column)
+    for view, want in VIEW_COLUMNS.items():
+        if view in columns and tuple(columns[view]) != want:
+            yield ctx.finding(SQL_FILES["schema"], f"view {view}", "columns", f"{list(want)} (schema spec)",
+                              columns[view])
     for view in found:
         try:
             ctx.query(f"SELECT * FROM {SCHEMA}.{view}", role="readonly")

@@ -240,8 +240,12 @@ def cmd_run(args) -> int:
                          f"({workload.database(loaded).image}); --pg-major {args.pg_major} checks the manifests of "
                          f"{args.pg_major}: --manifests upgrade/pg{args.pg_major}, or leave --manifests out")
     from conformance import targets
+    from conformance.live.runner import target_options
 
     notes: list[str] = []
+    # What the command line asks is checked first (exit 2), then whether the target runs (exit 3).
+    target_options(args.target, args.keep, args.allow_writes, None, args.manifests, args.context, args.cluster_name,
+                   args.pg_major)
     _unless_allowed(args, targets.unavailable_reason(args.target))
     results = run_live(loaded, args.target, keep=args.keep, allow_writes=args.allow_writes,
                        progress=lambda m: print(f"[{args.target}] {m}", file=sys.stderr, flush=True),

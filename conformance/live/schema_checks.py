@@ -305,24 +305,35 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def expected_checks(conn, found_order: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], str]:
-    """(table, column) -> the definition the spec's CHECK has on this server, as
-    pg_get_constraintdef prints it: each made on a scratch copy of its table (rolled back by
-    the caller) and read back, so the comparison is exact on every major. The values go in
-    the order the database has them where it has the same set (an order is no difference)."""
+def expected_checks(conn, found_order: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(table, column) -> the definitions the spec's CHECK has on this server, as
+    pg_get_constraintdef prints it: made on a scratch copy of its table (rolled back by the
+    caller) and read back, so the comparison is exact on every major. A dump and restore (also
+    pg_upgrade's) re-creates a CHECK from that text, which this server may print otherwise
+    (`x::text = ANY (ARRAY[...])`): those forms, each made from the last, are the same CHECK.
+    The values go in the order the database has them where it has the same set."""
     out = {}
     for i, ((table, column), allowed) in enumerate(sorted(SCHEMA_CHECKS.items())):
         order = found_order.get((table, column))
         values = order if order is not None and sorted(order) == sorted(allowed) else list(allowed)
-        probe = f"pc_probe_check_{i}"
-        conn.execute(f"CREATE TEMP TABLE {probe} (LIKE {SCHEMA}.{table})")
-        conn.execute(f"ALTER TABLE {probe} ADD CONSTRAINT probe CHECK ({column} IN ({', '.join(map(_literal, values))}))")
-        out[(table, column)] = conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-                                            "WHERE conrelid = %s::regclass AND conname = 'probe'", (probe,)).fetchone()[0]
+        forms: list[str] = []
+        expression = f"{column} IN ({', '.join(map(_literal, values))})"
+        for round_trip in range(4):
+            probe = f"pc_probe_check_{i}_{round_trip}"
+            conn.execute(f"CREATE TEMP TABLE {probe} (LIKE {SCHEMA}.{table})")
+            conn.execute(f"ALTER TABLE {probe} ADD CONSTRAINT probe CHECK ({expression})")
+            shown = conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                                 "WHERE conrelid = %s::regclass AND conname = 'probe'", (probe,)).fetchone()[0]
+            if shown in forms:
+                break
+            forms.append(shown)
+            expression = shown[len("CHECK "):] if shown.startswith("CHECK ") else shown
+        out[(table, column)] = tuple(forms)
     return out
 
 
-def judge_constraints(found: list[tuple[str, str, str, str, list]], checks: dict[tuple[str, str], str]) -> list[tuple]:
+def judge_constraints(found: list[tuple[str, str, str, str, list]],
+                      checks: dict[tuple[str, str], tuple[str, ...]]) -> list[tuple]:
     """found: (table, contype, name, definition, columns) of every constraint of the schema's
     tables; checks: the spec's CHECK definitions as this server prints them. One finding per
     key or CHECK that is missing, extra or defined otherwise, and per other constraint."""
@@ -347,10 +358,10 @@ def judge_constraints(found: list[tuple[str, str, str, str, list]], checks: dict
             out.append((f"table {table}", f"constraint {name}", "no such CHECK (schema spec)", definition))
             continue
         have_checks.add(key)
-        if definition != checks[key]:
+        if definition not in checks[key]:
             allowed = sorted(SCHEMA_CHECKS[key])
             out.append((f"table {table}", f"column {key[1]} CHECK",
-                        f"{checks[key]}: one of {allowed} and nothing else (schema spec)", definition))
+                        f"{checks[key][0]}: one of {allowed} and nothing else (schema spec)", definition))
     for table, column in sorted(set(checks) - have_checks):
         out.append((f"table {table}", f"column {column} CHECK", f"one of {sorted(SCHEMA_CHECKS[(table, column)])} "
                     "(schema spec)", "no CHECK"))

@@ -17,6 +17,17 @@ from conformance.pg.binaries import major_argument
 from conformance.report import FORMATS, render
 from conformance.results import Status
 
+# The drills' faults (conformance.drills.campaign.FAULTS), named here so --help lists them
+# without importing the drills.
+FAULT_NAMES = ("process-kill", "init-kill", "backup-kill", "pid-file", "power-cut")
+
+
+def _count(text: str) -> int:
+    """A number of trials (argparse's type=): 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
+    return int(text)
+
 # The runbooks `runbook` prints (conformance.runbooks.books.BOOKS, kept here so that --help
 # needs no import of them).
 RUNBOOKS = ("apply", "restore", "upgrade", "rollback", "retire-claim", "node-crash", "snapshot", "from-v1")
@@ -106,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the process faults strike (power cuts always run in a virtual machine)")
     drills.add_argument("--quick", action="store_true", help="5 kills and 3 power cuts per configuration (about 5 "
                                                            "minutes here) instead of 20 and 8")
+    drills.add_argument("--kills", type=_count, default=None, metavar="N",
+                        help="process kills per configuration (overrides --quick's and the default's)")
+    drills.add_argument("--cuts", type=_count, default=None, metavar="N",
+                        help="power cuts per configuration; 30 with none lost bounds the rate under 10%%")
+    drills.add_argument("--faults", default=",".join(FAULT_NAMES), metavar="LIST",
+                        help=f"which faults, comma-separated (default all: {','.join(FAULT_NAMES)})")
+    drills.add_argument("--pg-major", type=major_argument, default=None,
+                        help="drill PostgreSQL N with its manifests (upgrade/pgN) instead of the plan's 14")
+    drills.add_argument("--configs", default="durable,plan", metavar="LIST",
+                        help="configurations, comma-separated: durable, plan, or one dev setting off alone "
+                             "(fsync=off, synchronous_commit=off, full_page_writes=off); default durable,plan")
     drills.add_argument("--no-power", action="store_true", help="leave out the power cuts (no qemu)")
     drills.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
     _allow_skip(drills)
@@ -305,31 +327,13 @@ def cmd_bench(args) -> int:
 
 
 def cmd_drills(args) -> int:
-    from conformance import manifests
-    from conformance.drills import campaign, report, runner
+    from conformance.drills import command
 
-    from conformance import targets
-    from conformance.drills import vm
-
-    loaded = manifests.load(args.manifests)
-    if _unless_allowed(args, targets.unavailable_reason(args.target)):
-        return 0
-    power = not args.no_power
-    if power and not args.allow_skip:
-        missing = vm.ensure_qemu(lambda m: print(f"[drills] {m}", file=sys.stderr, flush=True)) or vm.unavailable_reason()
-        if missing:
-            raise NothingChecked(f"the power cuts need a virtual machine: {missing}; --no-power drills without "
-                                 "them, --allow-skip notes them as not drilled")
-    drill = campaign.run(loaded, args.target, runner.QUICK if args.quick else runner.FULL, power=not args.no_power,
-                         progress=lambda m: print(f"[drills] {m}", file=sys.stderr, flush=True))
-    paths = report.write(drill, args.output)
-    for note in drill.notes:
-        print(f"note: {note}")
-    print(f"drills: {len(drill.trials)} trials in {drill.seconds:.0f} s; report: {', '.join(map(str, paths))}")
-    failed = [t for t in drill.trials if t.failed]
-    for t in failed:
-        print(f"error: {t.config}, {t.fault} {t.index}: not judged: {t.failed}")
-    return 1 if failed else 0
+    faults = command.parse_faults(args.faults)
+    return command.run(args.manifests, args.target, quick=args.quick, kills=args.kills, cuts=args.cuts,
+                       faults=faults, power=not args.no_power, pg_major=args.pg_major, output=args.output,
+                       allow_skip=args.allow_skip, configs=tuple(n.strip() for n in args.configs.split(",") if n.strip()),
+                       progress=lambda m: print(f"[drills] {m}", file=sys.stderr, flush=True))
 
 
 def cmd_rules(args) -> int:

@@ -16,3 +16,4 @@ KUBECTL = 120               # any single kubectl command
 POLL_INTERVAL = 2           # between two status polls
 IMAGE_BUILD = 600           # debootstrap of the stand-ins' base, or one docker build
 VM_BOOT = 240                # the drill VM boots under TCG (software emulation) and its server answers
+SECOND_SERVER = 20          # a second server on a data directory in use is refused at once; one still running started

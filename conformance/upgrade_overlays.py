@@ -60,16 +60,24 @@ def _statefulset_patch(manifests: Manifests, major: int) -> list[dict]:
     t = next(i for i, tpl in enumerate(templates) if (tpl.get("metadata") or {}).get("name") == base_claim)
     change(("spec", "volumeClaimTemplates", t, "metadata", "name"), claim,
             guard=(("spec", "volumeClaimTemplates", t, "metadata", "name"), base_claim))
-    mounts = db.spec.get("volumeMounts") or []
-    m = next(i for i, mt in enumerate(mounts) if mt.get("name") == base_claim)
-    mount_path = db.path + ("volumeMounts", m)
-    change(mount_path + ("name",), claim, guard=(mount_path + ("name",), base_claim))
-    if mount != mounts[m].get("mountPath"):
-        change(mount_path + ("mountPath",), mount)
-    env = db.spec.get("env") or []
-    e = next(i for i, item in enumerate(env) if item.get("name") == "PGDATA")
-    if pgdata != env[e].get("value"):
-        change(db.path + ("env", e, "value"), pgdata, guard=(db.path + ("env", e, "name"), "PGDATA"))
+    # Every container of the pod on the data claim (the database, and the init container that
+    # clears a stale lock before it): the new claim, its mount path and PGDATA.
+    pod = ("spec", "template", "spec")
+    for group in ("initContainers", "containers"):
+        for ci, container in enumerate(sts.get(pod + (group,)) or []):
+            path = pod + (group, ci)
+            mounts = container.get("volumeMounts") or []
+            m = next((i for i, mt in enumerate(mounts) if mt.get("name") == base_claim), None)
+            if m is None:
+                continue
+            mount_path = path + ("volumeMounts", m)
+            change(mount_path + ("name",), claim, guard=(mount_path + ("name",), base_claim))
+            if mount != mounts[m].get("mountPath"):
+                change(mount_path + ("mountPath",), mount)
+            env = container.get("env") or []
+            e = next((i for i, item in enumerate(env) if item.get("name") == "PGDATA"), None)
+            if e is not None and pgdata != env[e].get("value"):
+                change(path + ("env", e, "value"), pgdata, guard=(path + ("env", e, "name"), "PGDATA"))
     return ops
 
 

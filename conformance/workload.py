@@ -41,6 +41,7 @@ class Container:
     env: dict = field(repr=False)  # the environment it gets (secretKeyRef resolved): never print it
     # container path -> the Secret key behind it, for every file of the Secret volumes it mounts
     files: dict = field(default_factory=dict, repr=False)
+    group: str = "containers"  # or "initContainers": run to completion, in order, before them
 
     def value(self, name: str) -> str | None:
         """A setting as the program sees it: NAME from the environment, or else the content of
@@ -81,7 +82,7 @@ class Container:
 
     @property
     def path(self) -> tuple:
-        return POD_SPEC[self.owner.kind] + ("containers", self.index)
+        return POD_SPEC[self.owner.kind] + (self.group, self.index)
 
     def probe_command(self, probe: str) -> list[str]:
         return list(((self.spec.get(probe) or {}).get("exec") or {}).get("command") or [])
@@ -167,10 +168,16 @@ def secret_files(manifests: Manifests, obj: K8sObject, spec: dict) -> dict[str, 
     return out
 
 
-def containers(manifests: Manifests, obj: K8sObject) -> list[Container]:
-    specs = pod_spec(obj).get("containers") or []
-    return [Container(obj, i, s, resolve_env(manifests, obj, s), secret_files(manifests, obj, s))
+def containers(manifests: Manifests, obj: K8sObject, group: str = "containers") -> list[Container]:
+    specs = pod_spec(obj).get(group) or []
+    return [Container(obj, i, s, resolve_env(manifests, obj, s), secret_files(manifests, obj, s), group)
             for i, s in enumerate(specs)]
+
+
+def init_containers(manifests: Manifests, obj: K8sObject) -> list[Container]:
+    """The pod's init containers, in the order the kubelet runs them: each to completion,
+    before any container starts, in every new pod."""
+    return containers(manifests, obj, "initContainers")
 
 
 def _one(manifests: Manifests, kind: str, key: str, container: str | None = None) -> Container:

@@ -231,3 +231,29 @@ def test_no_password_in_any_containers_environment(client, tmp_path):
     leaks = [f"{name}: {entry.split('=')[0]}" for name, env in envs.items() for entry in env
              if any(p in entry for p in passwords)]
     assert leaks == [], "passwords in a container's environment (names only shown)"
+
+
+@pytest.mark.live
+@pytest.mark.usefixtures("images")
+@pytest.mark.docker
+@pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")
+def test_a_stale_postmaster_pid_is_cleared_in_docker_and_a_second_server_refused(client, tmp_path):
+    """The StatefulSet's init container, run as a container of its own on the data volume before
+    the server's: an empty lock, PID 1, a PID that does not exist, each back by itself; a second
+    server in the running container still refused. Without the init container the empty lock
+    keeps the container down."""
+    from conformance.drills import pidfile
+    from conformance.targets.docker import DockerTarget
+    from tests.project import DELETE, ProjectCopy
+
+    with DockerTarget(manifests.load(ROOT / "manifests")) as target:
+        trials = pidfile.drill(target)
+        refused, said = pidfile.second_server_refused(target)
+    assert [t.case for t in trials if t.came_back] == [c for c, _ in pidfile.cases(target)], trials
+    assert refused and 'lock file "postmaster.pid" already exists' in said, said
+    copy = ProjectCopy(tmp_path)
+    copy.set(STS, "StatefulSet", ("spec", "template", "spec", "initContainers"), DELETE)
+    with DockerTarget(manifests.load(copy.manifests)) as target:
+        empty = pidfile.drill(target)[0]
+    assert empty.case == "empty" and not empty.came_back and 'lock file "postmaster.pid" is empty' in empty.details[0], empty
+    assert ours(client) == []

@@ -132,3 +132,132 @@ def test_a_kill_during_a_backup_counts_only_when_it_hit_a_running_dump(kill, out
     damaged = BackupKill(hit=True, finished=False, still_running=False, old_kept=False, partial=(".x.partial",),
                          dumps_after_failure=())
     assert judge_backup_kill(damaged)[:2] == ("judged", True)
+
+
+# -- a postmaster.pid left by a crash (issue 24) ------------------------------------------
+
+def _pidfile_drill(target):
+    from conformance.drills import pidfile
+
+    trials = pidfile.drill(target)
+    return {t.case: t for t in trials}, pidfile.second_server_refused(target)
+
+
+@pytest.mark.live
+def test_a_stale_postmaster_pid_is_cleared_by_the_manifests_start_path_native():
+    """Empty, naming a live process of the server's account, naming PID 1, naming a PID that
+    does not exist: back by itself each time; a second server while it runs is still refused."""
+    with NativeTarget(M) as target:
+        by_case, (refused, said) = _pidfile_drill(target)
+    assert len(by_case) == 4 and all(t.came_back for t in by_case.values()), by_case
+    assert refused and 'lock file "postmaster.pid" already exists' in said, said
+
+
+@pytest.mark.live
+def test_without_the_init_container_a_stale_lock_keeps_the_server_down(tmp_path):
+    """The drill can fail: the manifests without their recovery step, and the empty lock and
+    the live PID of the server's account keep the server down, as PostgreSQL decides."""
+    from tests.project import DELETE, ProjectCopy
+
+    copy = ProjectCopy(tmp_path)
+    copy.set("postgresql-product-change-statefulset.yaml", "StatefulSet", ("spec", "template", "spec", "initContainers"),
+             DELETE)
+    with NativeTarget(manifests.load(copy.manifests)) as target:
+        by_case, (refused, _) = _pidfile_drill(target)
+    down = {case: t.details for case, t in by_case.items() if not t.came_back}
+    assert set(down) == {"empty", "a live process of the server's account (a sidecar's place)"}, by_case
+    assert "is empty" in down["empty"][0]
+    assert 'lock file "postmaster.pid" already exists' in down["a live process of the server's account (a sidecar's place)"][0]
+    assert refused, "a second server is refused with or without the step"
+
+
+def test_the_vm_runs_the_init_containers_of_the_manifests():
+    """The power-cut VM starts the server as the manifests do: their init containers' scripts,
+    PGDATA mapped below the guest's data disk (18's layout too), nothing of a Secret."""
+    from conformance.drills import power
+    from conformance.rehearsal import manifests_dir
+
+    (name, script), = power.guest_init_scripts(M)
+    assert name == "clear-stale-pid" and "export PGDATA=/data/pgdata\n" in script and "postmaster.pid" in script
+    (_, script18), = power.guest_init_scripts(manifests.load(manifests_dir(ROOT / "manifests", 18)))
+    assert "export PGDATA=/data/18/docker\n" in script18
+    assert "PASSWORD" not in script and "POSTGRES_" not in script
+
+
+@pytest.mark.parametrize("k,n,at_most", [(0, 30, 0.0951), (0, 3, 0.6316), (1, 10, 0.3942), (5, 5, 1.0), (0, 0, 1.0)])
+def test_upper_bounds_at_95_percent(k, n, at_most):
+    from conformance.drills.bounds import upper_bound
+
+    assert abs(upper_bound(k, n) - at_most) < 0.0005
+
+
+def test_a_small_sample_is_said_to_be_small():
+    from conformance.drills.bounds import Rate, trials_for
+
+    assert trials_for(0.10) == 29
+    assert "too few trials" in Rate("did not come back", 0, 5).text()
+    assert "too few trials" not in Rate("did not come back", 0, 30).text()
+
+
+@pytest.mark.parametrize("answering,ready", [(0.2, 5), (5.0, 5), (5.1, 10), (12.0, 15)])
+def test_ready_at_the_first_readiness_probe_after_the_server_answers(answering, ready):
+    from conformance.drills.availability import readiness
+
+    probe = readiness(M)  # the manifests': first after 5 s, then every 5 s
+    assert (probe.initial_delay, probe.period) == (5, 5)
+    assert probe.ready_after(answering) == ready
+
+
+def test_monthly_cost_against_the_budget():
+    from conformance.drills import availability
+
+    fixed = availability.monthly(4, ready_s=5, not_back_rate=0.0)
+    assert abs(fixed.hours - 4 * (availability.NODE_BACK_S + 5) / 3600) < 1e-9
+    person = availability.monthly(4, ready_s=5, not_back_rate=1 / 3)
+    assert person.hours > 5 and person.share > fixed.share * 10
+
+
+def test_the_report_gives_bounds_and_warns_on_small_samples(tmp_path):
+    from conformance.drills.campaign import Drill
+    from conformance.drills.pidfile import PidTrial
+    from conformance.drills.availability import readiness
+
+    drill = Drill("native", runner.QUICK, readiness=readiness(M))
+    drill.trials = [runner.Trial("plan", runner.POWER_CUT, i, acked=10, recovery_s=7.0, clean_start_s=6.0)
+                    for i in range(10)]
+    drill.trials[3].recovered, drill.trials[3].details = False, ['lock file "postmaster.pid" is empty']
+    drill.pidfile = [PidTrial("empty", "(empty)", came_back=True, seconds=0.1)]
+    drill.second_server = (True, 'FATAL:  lock file "postmaster.pid" already exists')
+    text = report.markdown(drill, "stamp", "x.png")
+    assert "| plan | power cut | 10 | 9 of 10 | 1 of 10, at most 39% |" in text
+    assert "none of 10 trials corruption found, yet each rate may be up to 26%; 29 trials" in text
+    assert "| empty | (empty) | yes | 0.1 s |" in text and "refused, as it must be" in text
+    assert "| plan | power cut | 1.0 s | 5 s |" in text
+    assert "Node crashes a month, as measured" in text and "Assumed, not measured" in text
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--faults", "nope"], "--faults 'nope': unknown nope; choose from process-kill"),
+    (["--faults", ","], "none named"),
+    (["--kills", "0", "--faults", "process-kill"], "no fault left to drill"),
+    (["--cuts", "-1"], "'-1': a whole number, 0 or more"),
+])
+def test_drills_command_line_errors_are_one_line(argv, message):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "conformance", "drills", "--no-power", *argv], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode in (2, 3) and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("said,refused", [
+    ("a stale postmaster.pid (it is empty or unreadable): left by a crash", True),
+    ("a stale postmaster.pid (PID 4242 is sleep, not a server of this data directory): left by a crash", True),
+    ("a stale postmaster.pid (PID 77 has exited (a zombie nobody reaped)): left by a crash", True),
+    ("a stale postmaster.pid (PID 1 is sh, not a server of this data directory): left by a crash", False),
+    ("a stale postmaster.pid (PID 123 does not exist): left by a crash", False),
+    ("", False),
+])
+def test_which_removed_locks_postgresql_would_have_refused(said, refused):
+    assert report.refused_alone(said) is refused

@@ -58,8 +58,14 @@ def fails_with(project, mutate, check_id: str, fragment: str) -> list[str]:
     return lines
 
 
+INIT0 = POD + ("initContainers", 0)
+
 # check id -> (mutation, fragments the failure lines must contain)
 MUTATIONS = {
+    # The recovery step removed: a node crash's stale lock would need a person again.
+    "plan-1.2-stale-lock-cleared": (yaml_set(STS, "StatefulSet", POD + ("initContainers",), DELETE),
+                                    [STS, "StatefulSet/postgresql-product-change", "spec.template.spec.initContainers",
+                                     "expected an init container that removes a stale postmaster.pid", "found nothing"]),
     "plan-8.1-alert-cpu": (lambda p: p.replace(f"manifests/{RULES}", "> 0.8\n          for: 5m", "> 0.9\n          for: 5m"),
                            [RULES, "PrometheusRule/postgresql-product-change", "spec.groups[0].rules[0].expr",
                             "expected ... > 0.8 (CPU usage alert", "found ... > 0.9"]),
@@ -459,3 +465,28 @@ def test_config_checksum_command_updates_the_annotation(project):
     assert subprocess.run(argv, capture_output=True, text=True, check=False).returncode == 0
     assert gate_of(project)["plan-5.3-config-checksum"].status is Status.PASSED
     assert subprocess.run([*argv, "--check"], capture_output=True, text=True, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("mutate,fragments", [
+    (yaml_set(STS, "StatefulSet", INIT0 + ("image",), "busybox:1.36"),
+     ["initContainers[0].image", "expected postgres:14.23-bookworm", "found busybox:1.36"]),
+    (yaml_set(STS, "StatefulSet", INIT0 + ("volumeMounts", 0, "mountPath"), "/data"),
+     ["initContainers[0].volumeMounts", "expected postgresql-data at /var/lib/postgresql/data",
+      "found postgresql-data at /data"]),
+    (yaml_set(STS, "StatefulSet", INIT0 + ("env", 0, "value"), "/var/lib/postgresql/data"),
+     ["initContainers[0].env", "expected PGDATA=/var/lib/postgresql/data/pgdata",
+      "found PGDATA=/var/lib/postgresql/data"]),
+    (yaml_set(STS, "StatefulSet", INIT0 + ("securityContext", "runAsUser"), 0),
+     ["initContainers[0].securityContext.runAsUser", "expected 999", "found 0"]),
+    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'rm -f -- "$lock" "$PGDATA"/postmaster.opts'),
+     ["initContainers[0].command", "expected rm of postmaster.pid only", 'found rm "$PGDATA"/postmaster.opts']),
+    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'rm -rf "$PGDATA/pg_wal"'),
+     ["initContainers[0].command", 'found rm "$PGDATA/pg_wal"']),
+])
+def test_the_stale_lock_step_runs_as_the_database_on_its_data(project, mutate, fragments):
+    """The step must read the server's own lock (same claim, mount and PGDATA), as the server's
+    user with its image, and remove that file only."""
+    mutate(project)
+    text = "\n".join(gate_of(project)["plan-1.2-stale-lock-cleared"].lines())
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"

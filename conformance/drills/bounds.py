@@ -53,7 +53,11 @@ class Rate:
         shown = f"{self.k} of {self.n}" + (f" ({self.k / self.n:.0%})" if self.n else "")
         out = f"{self.what}: {shown}; at most {self.bound:.1%} at {CONFIDENCE:.0%} confidence"
         if not self.enough and self.k == 0:
-            need = next(n for n in range(1, 10_000) if upper_bound(0, n) < CLAIM_BOUND)
-            out += f" (too few trials to say it does not happen: {need} with none would bound it under " \
-                   f"{CLAIM_BOUND:.0%})"
+            out += f" (too few trials to say it does not happen: {trials_for(CLAIM_BOUND)} with none would bound " \
+                   f"it under {CLAIM_BOUND:.0%})"
         return out
+
+
+def trials_for(bound: float, confidence: float = CONFIDENCE) -> int:
+    """How many trials with none seen bound a rate under bound (29 for 10% at 95%)."""
+    return next(n for n in range(1, 100_000) if upper_bound(0, n, confidence) < bound)

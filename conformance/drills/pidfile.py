@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 
@@ -37,17 +36,13 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _live_process() -> subprocess.Popen:
-    return subprocess.Popen(["sleep", "600"])
-
-
 def cases(target) -> list[tuple[str, str]]:
     """(case, what postmaster.pid then holds) for this target. PID 1 is alive in every
     container the start path runs in (the init container's own shell) and on this machine (its
     init): never a server of this data directory."""
     out = [("empty", ""), ("PID 1, a live process that is not a server of this data directory", "1\n")]
-    if target.name == "native":
-        out.append(("a live process of this machine (a sidecar's place)", "{live}\n"))
+    if hasattr(target, "neighbour_process"):
+        out.append(("a live process of the server's account (a sidecar's place)", "{live}\n"))
     out.append(("a PID that does not exist", "{dead}\n"))
     return out
 
@@ -62,7 +57,7 @@ def drill(target, progress=lambda m: None) -> list[PidTrial]:
     lock as a crash does, start it the way the manifests do."""
     trials = []
     for case, content in cases(target):
-        live = _live_process() if "{live}" in content else None
+        live = target.neighbour_process() if "{live}" in content else None
         try:
             text = content.format(live=live.pid if live else "", dead=_dead_pid())
             trial = PidTrial(case, text.strip() or "(empty)")
@@ -93,7 +88,9 @@ def second_server_refused(target) -> tuple[bool, str]:
     said = (proc.stderr or proc.stdout or "").strip()
     refused = proc.returncode != 0 and ("lock file" in said and "already exists" in said)
     still = _answers(target)
-    return refused and still, said.splitlines()[-1] if said else f"exit {proc.returncode}"
+    lines = said.splitlines()
+    shown = next((line for line in lines if "lock file" in line), lines[-1] if lines else f"exit {proc.returncode}")
+    return refused and still, shown.split("UTC [", 1)[-1].split("] ", 1)[-1].strip()
 
 
 def render(trials: list[PidTrial], refused: tuple[bool, str], target: str) -> str:
@@ -109,4 +106,4 @@ def render(trials: list[PidTrial], refused: tuple[bool, str], target: str) -> st
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["PidTrial", "cases", "drill", "second_server_refused", "render", "Path"]
+__all__ = ["PidTrial", "cases", "drill", "render", "second_server_refused"]

@@ -11,7 +11,7 @@ import psycopg
 
 from conformance import timeouts
 from conformance.bench.configs import Config, apply
-from conformance.drills import verify, vm
+from conformance.drills import runner, verify, vm
 from conformance.drills.load import Load
 from conformance.drills.runner import POWER_CUT, Plan, Trial
 from conformance.errors import EnvironmentProblem
@@ -25,14 +25,15 @@ GUEST_SETTINGS = {"listen_addresses": "'*'", "port": "5432", "unix_socket_direct
                   "logging_collector": "off"}
 
 
-def _prepare(manifests, config: Config, work: Path, progress) -> tuple[Path, int, int]:
+def _prepare(manifests, config: Config, work: Path, progress) -> tuple[Path, int, int, str]:
     """A data directory as the image's first start makes it, the init Job's work and the
-    configuration in it; returns (the volume folder, its owner's uid, gid)."""
+    configuration in it; returns (the volume folder, its owner's uid, gid, PGDATA in the guest)."""
     from conformance import workload
     from conformance.live.runner import apply_schema
     from conformance.targets.native import NativeTarget
 
-    with NativeTarget(manifests, workdir=work / "host", progress=progress) as host:
+    with NativeTarget(manifests, workdir=work / "host", progress=progress,
+                      pg_major=workload.image_major(manifests)) as host:
         apply_schema(host)
         apply(lambda: psycopg.connect(**host.conninfo("superuser", dbname="postgres"), autocommit=True), config)
         volume = host.volume_dir
@@ -42,7 +43,49 @@ def _prepare(manifests, config: Config, work: Path, progress) -> tuple[Path, int
     (volume / "postgresql.conf").write_text(conf + "\n# the drill VM's own\n" + overrides, encoding="utf-8")
     owner = pgdata.stat()
     shutil.chown(volume / "postgresql.conf", owner.st_uid, owner.st_gid)
-    return volume, owner.st_uid, owner.st_gid
+    return volume, owner.st_uid, owner.st_gid, f"{GUEST_VOLUME}/{pgdata.relative_to(volume)}"
+
+
+GUEST_VOLUME = "/data"  # where the guest mounts the data disk (the claim's volume)
+
+
+def _major(manifests) -> int | None:
+    from conformance import workload
+
+    return workload.image_major(manifests)
+
+
+def guest_init_scripts(manifests) -> tuple[tuple[str, str], ...]:
+    """The StatefulSet's init containers as guest shell scripts, read from the manifests: their
+    command and literal env, the claim's mount path mapped to the guest's data disk (so PGDATA
+    is /data/pgdata there), an emptyDir to a folder of its own."""
+    import shlex
+
+    from conformance import workload
+    from conformance.targets.mapping import LocalMapping
+
+    db = workload.database(manifests)
+    claims = set(workload.claim_templates(db.owner))
+    out = []
+    for c in workload.init_containers(manifests, db.owner):
+        paths, folders = {}, []
+        for m in c.mounts():
+            if m.volume in claims:
+                paths[m.path] = Path(GUEST_VOLUME)
+            elif "emptyDir" in m.source:
+                paths[m.path] = Path(f"/tmp/{c.name}-{m.volume}")
+                folders.append(str(paths[m.path]))
+            else:
+                raise EnvironmentProblem(f"{c.owner.file}: init container {c.name} mounts {m.volume!r}, which the "
+                                         "drill VM cannot give it (it has the data claim and emptyDirs)")
+        mapping = LocalMapping(port=int(GUEST_SETTINGS["port"]), bindir=Path("/pg/bin"), paths=paths)
+        # Literal values only: nothing of a Secret goes into the (cached) initramfs.
+        literal = {e.get("name") for e in c.spec.get("env") or [] if "value" in e}
+        lines = [f"mkdir -p {shlex.quote(f)}" for f in folders]
+        lines += [f"export {k}={shlex.quote(mapping.path(v))}" for k, v in c.env.items() if k in literal]
+        lines.append("exec " + shlex.join(mapping.argv(c.command + c.args)))
+        out.append((c.name, "\n".join(lines) + "\n"))
+    return tuple(out)
 
 
 def _conninfo(manifests, port: int, role: str = "superuser") -> dict:
@@ -81,8 +124,9 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
     machine = None
     trials: list[Trial] = []
     try:
-        volume, uid, gid = _prepare(manifests, config, work, progress)
-        initrd = vm.initramfs(vm.pg_directory(), modules, uid, gid, progress)
+        volume, uid, gid, pgdata = _prepare(manifests, config, work, progress)
+        initrd = vm.initramfs(vm.pg_directory(_major(manifests)), modules, uid, gid, progress,
+                              guest_init_scripts(manifests), pgdata)
         pristine = vm.data_disk(volume, work / "pristine.img")
         disk = work / "data.img"
         shutil.copyfile(pristine, disk)
@@ -100,9 +144,13 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
             trial.clean_start_s = clean_boot
             try:
                 trial.recovery_s = _boot(machine, manifests)  # from power on, like clean_boot
+                trial.lock_cleared = runner.cleared(machine.log())
             except EnvironmentProblem as exc:  # needs a person: a pod would crash-loop the same way
                 trial.recovered = False
                 trial.details.append(' '.join(str(exc).split())[:300])
+                # The server refused its own data (no valid checkpoint, a damaged page...): that
+                # is damage, not only down time; a restore or pg_resetwal is what brings it back.
+                trial.corrupt = "PANIC:" in str(exc)
             if trial.recovered:
                 damage = verify.inspect(_conninfo(manifests, machine.port), acked, fault_at, pg_amcheck)
                 trial.acked, trial.lost, trial.lost_ms = len(acked), len(damage.lost), damage.lost_ms
@@ -113,7 +161,9 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
                 trial.acked = len(acked)
             progress(f"{config.name}: power cut {i + 1}/{plan.cuts}: "
                      + (f"{trial.lost} of {trial.acked} acknowledged commits lost, back in "
-                        f"{trial.recovery_s:.1f} s (a clean boot: {clean_boot:.1f} s)" if trial.recovered
+                        f"{trial.recovery_s:.1f} s (a clean boot: {clean_boot:.1f} s)"
+                        + (f"; the init container removed {trial.lock_cleared}" if trial.lock_cleared else "")
+                        if trial.recovered
                         else "did not come back")
                      + (", CORRUPT: " + "; ".join(trial.details)[:200] if trial.corrupt else "")
                      + (f": {'; '.join(trial.details)[:200]}" if not trial.recovered else ""))

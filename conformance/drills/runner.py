@@ -53,13 +53,24 @@ class Trial:
     missed: bool = False
     # The trial could not be judged (why); the drill reports it and fails.
     failed: str = ""
+    # What the StatefulSet's init container did about postmaster.pid at the start after the
+    # fault ("" when it found none): how often the recovery step was needed.
+    lock_cleared: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def chosen(manifests) -> list[Config]:
-    return [c for c in configurations(manifests) if c.name in CONFIGS]
+def chosen(manifests, names: tuple[str, ...] = CONFIGS) -> list[Config]:
+    """The configurations to drill, by name (bench.configs: durable, fsync=off,
+    synchronous_commit=off, full_page_writes=off, plan); InputError for an unknown one."""
+    from conformance.errors import InputError
+
+    every = {c.name: c for c in configurations(manifests)}
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        raise InputError(f"--configs: no configuration {', '.join(unknown)}; choose from {', '.join(every)}")
+    return [every[n] for n in names]
 
 
 def _superuser(target, dbname: str | None = None):
@@ -86,11 +97,18 @@ def process_kills(target, config: Config, plan: Plan, rng: random.Random, pg_amc
             trials.append(trial)
             break
         trial.recovery_s = time.monotonic() - start
+        trial.lock_cleared = cleared(target.init_said)
         _count(trial, acked, verify.inspect(target.conninfo("superuser"), acked, fault_at, pg_amcheck))
         progress(f"{config.name}: process kill {i + 1}/{plan.kills}: {trial.lost} of {trial.acked} acknowledged "
                  f"commits lost, back in {trial.recovery_s:.1f} s{', CORRUPT' if trial.corrupt else ''}")
         trials.append(trial)
     return trials
+
+
+def cleared(said: list[str] | str) -> str:
+    """The init container's word on removing a stale postmaster.pid, if it said one."""
+    lines = said.splitlines() if isinstance(said, str) else said
+    return next((line.split("removing ", 1)[1].strip() for line in lines if "removing a stale postmaster.pid" in line), "")
 
 
 def _count(trial: Trial, acked, damage: verify.Damage) -> None:

@@ -123,23 +123,34 @@ ip link set lo up; ip link set eth0 up; ip addr add {ip}/24 dev eth0; ip route a
 mkdir -p /data
 mount -t ext4 /dev/vda /data || {{ echo "drill: no data disk"; poweroff -f; }}
 echo "drill: data mounted"
-( su -s /bin/sh postgres -c "exec /pg/bin/postgres -D /data/pgdata -c config_file=/data/postgresql.conf" \\
+# The StatefulSet's init containers, in order, as the pod's user, before the server (a failed
+# one leaves the pod in Init: the server never starts).
+for script in /initc/*.sh; do
+  [ -e "$script" ] || continue
+  su -s /bin/sh postgres -c "sh $script" > /dev/console 2>&1 || {{
+    echo "{exited} init container $script failed"; while true; do sleep 3600; done; }}
+done
+( su -s /bin/sh postgres -c "exec /pg/bin/postgres -D {pgdata} -c config_file=/data/postgresql.conf" \\
     > /dev/console 2>&1; echo "{exited} $?" ) &
 echo "{ready}"
 while true; do sleep 3600; done
 """
 
 
-def initramfs(pg_dir: Path, modules: Path, uid: int, gid: int, progress) -> Path:
-    """The guest's whole userland, cached by what goes in."""
+def initramfs(pg_dir: Path, modules: Path, uid: int, gid: int, progress,
+              init_scripts: tuple[tuple[str, str], ...] = (), pgdata: str = "/data/pgdata") -> Path:
+    """The guest's whole userland, cached by what goes in. init_scripts: (name, shell script)
+    of the pod's init containers, run in order before the server; pgdata: PGDATA in the guest
+    (the manifests' own, below the data disk's mount)."""
     busybox = tools.find("busybox-static", progress=progress)
     if busybox is None:
         raise EnvironmentProblem(tools.reason("busybox-static"))
     pg_bins = [pg_dir / "bin" / b for b in ("postgres", "pg_ctl", "initdb")]
     libs = sorted(_libraries(pg_bins + sorted((pg_dir / "lib").glob("*.so"))))
     init = INIT.format(modules=" ".join(Path(m).name for m in MODULES), ip=GUEST_IP, gateway=GUEST_GATEWAY,
-                       uid=uid, gid=gid, ready=READY_MARK, exited=EXITED_MARK)
-    key = hashlib.sha256("|".join([init, str(pg_dir), str(modules), busybox, str(ZONEINFO), str(LOCALE), *map(str, libs)])
+                       uid=uid, gid=gid, ready=READY_MARK, exited=EXITED_MARK, pgdata=pgdata)
+    key = hashlib.sha256("|".join([init, str(pg_dir), str(modules), busybox, str(ZONEINFO), str(LOCALE), *map(str, libs),
+                                   *(f"{name}\0{text}" for name, text in init_scripts)])
                          .encode()).hexdigest()[:16]
     target = cache_root() / "vm" / f"initramfs-{key}.cpio"
     if target.exists():
@@ -163,9 +174,11 @@ def initramfs(pg_dir: Path, modules: Path, uid: int, gid: int, progress) -> Path
             add_dirs(path)
             _cpio_entry(out, path.strip("/"), stat.S_IFREG | mode, data, next(ino))
 
-        for d in ("dev", "proc", "sys", "tmp", "data", "bin", "etc"):
+        for d in ("dev", "proc", "sys", "tmp", "data", "bin", "etc", "initc"):
             add_dirs(d + "/x")
         add_file("init", init.encode())
+        for i, (name, text) in enumerate(init_scripts):
+            add_file(f"initc/{i:02d}-{name}.sh", text.encode(), 0o644)
         add_file("bin/busybox", Path(busybox).read_bytes())
         add_file("etc/passwd", f"root:x:0:0::/:/bin/sh\npostgres:x:{uid}:{gid}::/tmp:/bin/sh\n".encode(), 0o644)
         add_file("etc/group", f"root:x:0:\npostgres:x:{gid}:\n".encode(), 0o644)

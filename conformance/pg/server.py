@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+from conformance import timeouts
 from conformance.errors import EnvironmentProblem
 from conformance.pg.binaries import Binaries
 
@@ -192,19 +193,13 @@ class Server:
         except psutil.NoSuchProcess:
             return False
 
-    def clear_stale_pidfile(self) -> int | None:
-        """Remove a postmaster.pid whose server is gone; return the PID it named. PostgreSQL
-        clears one whose PID is dead, but refuses when the PID was reused by another process
-        of the server's account, which is common after a reboot."""
-        pid = self.postmaster_pid()
-        if not self.pidfile.exists() or (pid is not None and self._is_our_postmaster(pid)):
-            return None
-        self.pidfile.unlink(missing_ok=True)
-        # The socket's lock file names the same dead postmaster; PostgreSQL refuses it just
-        # the same when that PID lives on (reused, or a killed postmaster nobody reaped).
+    def clear_socket_locks(self) -> None:
+        """The socket directory's lock files, as a new pod's emptyDir has none (a crash leaves
+        them naming a dead or unreaped postmaster, and PostgreSQL refuses to bind then)."""
+        if self.running():
+            return
         for lock in self.rundir.glob(".s.PGSQL.*.lock"):
             lock.unlink(missing_ok=True)
-        return pid or 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -238,11 +233,40 @@ class Server:
         """Start and wait (pg_ctl -w) until the postmaster accepts connections."""
         self.prepare_dirs()
         opts = " ".join(shlex.quote(o) for o in options)
-        self._run(
-            [self.binaries.tool("pg_ctl"), "start", "-w", "-t", str(timeout), "-D", str(self.datadir),
-             "-l", str(self.startup_log), "-o", opts],
-            "pg_ctl start", timeout=timeout + 10, shield=True,
-        )
+        try:
+            self._run(
+                [self.binaries.tool("pg_ctl"), "start", "-w", "-t", str(timeout), "-D", str(self.datadir),
+                 "-l", str(self.startup_log), "-o", opts],
+                "pg_ctl start", timeout=timeout + 10, shield=True,
+            )
+        except ServerError as exc:
+            # pg_ctl says "could not start server"; the server's own FATAL says why.
+            fatal = [line.split("FATAL:", 1)[1].strip() for line in self._startup_tail() if "FATAL:" in line]
+            if fatal and fatal[-1] not in str(exc):
+                raise ServerError(f"{exc}: the server said: {fatal[-1]}", exc.output) from None
+            raise
+
+    def _startup_tail(self, lines: int = 20) -> list[str]:
+        try:
+            return self.startup_log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return []
+
+    def second_postmaster(self, options: list[str], timeout: float = timeouts.SECOND_SERVER) -> subprocess.CompletedProcess:
+        """`postgres -D` on this data directory while its server runs, as the server account:
+        PostgreSQL must refuse it (lock file "postmaster.pid" already exists). One that has not
+        ended within timeout started: it is stopped at once and reported with exit 0."""
+        proc = subprocess.Popen([self.binaries.tool("postgres"), "-D", str(self.datadir), *options],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.rundir,
+                                env={"PATH": f"{self.binaries.bindir}:/usr/bin:/bin", "LC_ALL": "C.UTF-8",
+                                     "TZ": "UTC"}, **self.run_as.popen_kwargs())
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGQUIT)  # immediate shutdown: it must not write more
+            out, err = proc.communicate(timeout=60)
+            return subprocess.CompletedProcess(proc.args, 0, out, err + f"\nit was still running after {timeout:g} s")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def stop(self, mode: str = "fast", timeout: int = 60) -> None:
         if not self.running():

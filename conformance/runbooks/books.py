@@ -281,8 +281,10 @@ def node_crash_runbook(root: Path, major: int) -> Runbook:
     steps = [
         preflight(f),
         Step("See why the server does not start",
-             "The last lines of the database container's previous run.",
+             "The last lines of the database container's previous run, and what the init containers said (the "
+             "stale-lock cleanup says whether it removed or kept `postmaster.pid`, and why).",
              ('kubectl -n "$ns" get pod "$pod" -o wide || true',
+              *(f'kubectl -n "$ns" logs "$pod" -c {shlex.quote(name)} --tail=20 || true' for name in f.init_containers),
               'kubectl -n "$ns" logs "$pod" -c "$container" --previous --tail=20 || true'),
              "cluster"),
         Step("Stop the StatefulSet and wait for its pod to go",
@@ -310,8 +312,16 @@ def node_crash_runbook(root: Path, major: int) -> Runbook:
              (f'kubectl -n "$ns" exec "$pod" -c "$container" -- sh -c {shlex.quote(AMCHECK)}',),
              "amcheck")]
     return Runbook("node-crash", f"After a node crash: the server does not start (PostgreSQL {major})",
-                   "With plan 12.1's fsync=off a node that loses power can leave an empty `postmaster.pid`, and "
-                   "the server then refuses to start (`FATAL: lock file \"postmaster.pid\" is empty`).",
+                   "With plan 12.1's fsync=off a node that loses power can leave an empty `postmaster.pid`, or one "
+                   "naming a PID another process holds, and PostgreSQL then refuses to start (`FATAL: lock file "
+                   "\"postmaster.pid\" is empty`, or `... already exists`). The StatefulSet's init container "
+                   "removes such a file in every new pod, so the pod comes back by itself (docs/deviations.md). "
+                   "This runbook is the fallback when it still does not: the init container failed, or kept a "
+                   "file whose PID runs a server of this data directory (never expected with one pod; see the "
+                   "deviation's conditions). If the log says `PANIC: could not locate a valid checkpoint record` "
+                   "(or another PANIC), the data directory itself is damaged (fsync=off: 2 in 30 power cuts in the "
+                   "drills): this runbook cannot help; the retire-claim runbook gives the pod a new disk and the "
+                   "restore runbook brings back the last dump.",
                    f, steps, f"{CONFORMANCE} runbook node-crash --pg-major {major}")
 
 

@@ -37,6 +37,7 @@ class Facts:
     schema: str
     app_user: str
     resource_group: str
+    init_containers: tuple[str, ...] = ()  # the pod's init containers (the stale-lock cleanup), in order
 
     @property
     def label(self) -> str:
@@ -116,4 +117,5 @@ def read(root: Path, major: int) -> Facts:
             schema=figure("schema").expected,
             app_user=app_user,
             resource_group=figure("resource-group").expected,
+            init_containers=tuple(c.name for c in workload.init_containers(loaded, sts)),
         )

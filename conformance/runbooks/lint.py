@@ -102,8 +102,10 @@ def world(root: Path, majors: list[int]) -> World:
         for i in range(replicas):
             pod = f"{sts.name}-{i}"
             w.objects.add(("Pod", pod))
+            # `kubectl logs|exec -c` takes an init container's name too (its log stays after it ran).
             w.containers[pod] = w.containers.get(pod, set()) | {
-                c.get("name") for c in workload.pod_spec(sts).get("containers") or []}
+                c.get("name") for group in ("initContainers", "containers")
+                for c in workload.pod_spec(sts).get(group) or []}
             for template in workload.claim_templates(sts):
                 w.objects.add(("PersistentVolumeClaim", f"{template}-{sts.name}-{i}"))
         w.data_layout[f.data_claim] = (f.data_mount, f.pgdata)

@@ -21,6 +21,6 @@ def wraps_missing(func):
 
 def load_all() -> None:
     from conformance.static import (  # noqa: F401
-        deploy_safety, documents, figures, k8s_schema, monitoring, pod_security, postgresql_conf, references, rollout,
-        scripts, secret_files, security,
+        deploy_safety, documents, figures, k8s_schema, monitoring, pod_security, postgresql_conf, recovery, references,
+        rollout, scripts, secret_files, security,
     )

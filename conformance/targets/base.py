@@ -65,6 +65,7 @@ class Target(abc.ABC):
         # manifests on the majors after 14's end of life.
         self.pg_major: int = pg_major or figure("pg-major").expected
         self.notes: list[str] = []  # for the report: how this run differs from the plan's
+        self.init_said: list[str] = []  # what the pod's init containers printed at the last start
 
     # -- lifecycle ------------------------------------------------------------------------
     @abc.abstractmethod

@@ -11,12 +11,10 @@ stops and removes the container but keeps the data volume, so the next start fin
 from __future__ import annotations
 
 import atexit
-import io
 import os
 import secrets
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -124,16 +122,26 @@ class DockerTarget(Target):
                 sources[mount.volume] = str(folder)
         return sources
 
-    def db_spec(self) -> ContainerSpec:
+    def _pod_sources(self, container: workload.Container) -> dict[str, str]:
+        """Where a container of the database's pod finds its volumes: the ConfigMaps' folders,
+        the claims' Docker volumes, the Secrets' files."""
         sources: dict[str, str] = {}
         claims = set(self.claims())
-        for mount in self.db.mounts():
+        for mount in container.mounts():
             if mount.source.get("configMap"):
                 sources[mount.volume] = str(self.config_dir(mount.volume))
             elif mount.volume in claims or mount.source.get("persistentVolumeClaim") is not None:
                 sources[mount.volume] = self.volume_name(mount.volume)
-        sources.update(self._secret_sources(self.db))
-        return container_spec(self.db, self.container_name, sources, labels=self.labels())
+        sources.update(self._secret_sources(container))
+        return sources
+
+    def db_spec(self) -> ContainerSpec:
+        return container_spec(self.db, self.container_name, self._pod_sources(self.db), labels=self.labels())
+
+    def init_specs(self) -> list[ContainerSpec]:
+        """The pod's init containers (the stale-lock cleanup), on the same volumes."""
+        return [container_spec(c, f"{self.prefix}-init-{c.name}", self._pod_sources(c), labels=self.labels())
+                for c in workload.init_containers(self.manifests, self.db.owner)]
 
     def script_spec(self, container: workload.Container, env: dict | None = None,
                     mounts: dict[str, Path] | None = None) -> ContainerSpec:
@@ -208,30 +216,6 @@ class DockerTarget(Target):
         kwargs["labels"] = self._engine_labels(kwargs["labels"])
         return kwargs
 
-    def _start_reaper(self) -> None:
-        """testcontainers' reaper where its image is here or can be pulled; otherwise our own
-        owner labels are the safety net, swept by the next run (docker_janitor)."""
-        import docker
-        from testcontainers.core.config import testcontainers_config
-        from testcontainers.core.container import Reaper
-
-        client = self._docker()
-        for leftover in docker_janitor.sweep(client):
-            self.progress(f"removed {leftover}, left by a run that was killed")
-        if testcontainers_config.ryuk_disabled:
-            return
-        image = testcontainers_config.ryuk_image
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound:
-            try:
-                client.images.pull(image)
-            except docker.errors.APIError:
-                self.progress(f"no reaper ({image} cannot be pulled): a killed run's containers are removed "
-                              "by the next run")
-                return
-        Reaper.get_instance()
-
     def _ensure_network(self):
         import docker
 
@@ -272,7 +256,7 @@ class DockerTarget(Target):
 
     def start(self) -> None:
         if not self.persistent:
-            self._start_reaper()
+            docker_janitor.start_reaper(self._docker(), self.progress)
             atexit.register(self.stop_quietly)
         existing = self._existing()
         if existing is not None:
@@ -284,6 +268,7 @@ class DockerTarget(Target):
         for mount in spec.mounts:
             if mount.kind == "volume":
                 self._ensure_volume(mount.source)
+        self.run_init_containers()
         self.progress(f"starting {kwargs['image']} as {spec.name}")
         self._container = self._docker().containers.create(
             **kwargs, ports=self.port_binding(), detach=True, network=network.name,
@@ -296,11 +281,36 @@ class DockerTarget(Target):
     def _start_sidecars(self) -> None:
         """(Re)create the sidecars in the database container's network namespace: a namespace
         does not outlive its container, so they are made anew whenever it starts."""
+        import docker
+
         for spec in self.sidecar_specs():
             kwargs = self._create_kwargs(spec)
             self._remove_named(spec.name)
-            self._docker().containers.create(**kwargs, detach=True,
-                                             network_mode=f"container:{self._container.id}").start()
+            try:
+                self._docker().containers.create(**kwargs, detach=True,
+                                                 network_mode=f"container:{self._container.id}").start()
+            except docker.errors.APIError:
+                self._container.reload()
+                if self._container.status in ("exited", "dead"):  # the server stopped at once: say why
+                    raise EnvironmentProblem(self._exit_report()) from None
+                raise
+
+    def run_init_containers(self) -> None:
+        """As the kubelet does in every new pod: each init container to completion, in order,
+        before the server starts; one that fails stops the start (the pod would stay Init)."""
+        from conformance.targets import docker_run
+
+        self.init_said = []
+        for spec in self.init_specs():
+            self._remove_named(spec.name)
+            proc = docker_run.to_completion(self._docker(), self._create_kwargs(spec), timeouts.SCRIPT,
+                                            network_mode="none")
+            for line in proc.stdout.splitlines():
+                self.init_said.append(f"{spec.name}: {line}")
+                self.progress(f"init container {spec.name}: {line}")
+            if proc.returncode != 0:
+                last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+                raise EnvironmentProblem(f"init container {spec.name} failed (exit {proc.returncode}): {last[0]}")
 
     def _remove_named(self, name: str) -> None:
         import docker
@@ -354,7 +364,9 @@ class DockerTarget(Target):
         logs = self._container.logs(tail=200).decode(errors="replace")
         dump = self.workdir / f"{self.container_name}-failure.log"
         dump.write_text(logs)
-        tail = [line for line in logs.splitlines() if line.strip()][-1:] or ["(no output)"]
+        said = [line for line in logs.splitlines() if line.strip()]
+        # The server's own reason (its FATAL or PANIC), not the HINT that follows it.
+        tail = [line for line in said if "FATAL:" in line or "PANIC:" in line][-1:] or said[-1:] or ["(no output)"]
         return f"container {self.container_name} exited: {tail[0]} (full log: {dump})"
 
     def stop_server(self) -> None:
@@ -365,9 +377,46 @@ class DockerTarget(Target):
         self._container.wait(timeout=timeouts.CONTAINER_STOP)
 
     def start_server(self) -> None:
+        self.run_init_containers()
         self._container.start()
         self._start_sidecars()
         self.wait_ready()
+
+    def write_data_file(self, name: str, text: str) -> None:
+        """A file in PGDATA (the container stopped: what a crash can leave there), owned by the
+        container's user."""
+        from conformance.targets import docker_inspect
+
+        self._container.reload()
+        user = (self._container.attrs.get("Config") or {}).get("User") or "0"
+        docker_inspect.put_file(self._container, self.pgdata, name, text.encode(), user)
+
+    def second_start(self) -> subprocess.CompletedProcess:
+        """While the server runs, inside its container (where its lock's PID means something):
+        the init containers' commands, then the image's entrypoint with the manifests' args on
+        another port. PostgreSQL must refuse it; one that is still running after the wait
+        started, and the container is restarted to stop it."""
+        from conformance.targets import docker_exec
+
+        client = self._docker()
+        for c in workload.init_containers(self.manifests, self.db.owner):
+            proc = docker_exec.run(client, self._container.id, c.command + c.args, environment=c.env,
+                                   timeout=timeouts.SCRIPT)
+            if proc.returncode != 0:
+                return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"),
+                                                   f"init container {c.name}: " + proc.stderr.decode(errors="replace"))
+        self._container.reload()
+        config = self._container.attrs.get("Config") or {}
+        argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or []) + \
+            ["-c", f"port={figure('port').expected + 1}", "-c", "listen_addresses="]
+        try:
+            proc = docker_exec.run(client, self._container.id, argv, timeout=timeouts.SECOND_SERVER)
+        except subprocess.TimeoutExpired:
+            self.kill_server()
+            self.start_server()
+            return subprocess.CompletedProcess(argv, 0, "", f"it was still running after {timeouts.SECOND_SERVER} s")
+        return subprocess.CompletedProcess(argv, proc.returncode, proc.stdout.decode(errors="replace"),
+                                           proc.stderr.decode(errors="replace"))
 
     def stop(self) -> None:
         try:
@@ -419,22 +468,10 @@ class DockerTarget(Target):
 
     # -- what the cluster would run -------------------------------------------------------
     def run_script(self, container, env=None, mounts=None, timeout=timeouts.SCRIPT):
+        from conformance.targets import docker_run
+
         spec = self.script_spec(container, env, mounts)
-        kwargs = self._create_kwargs(spec)
-        run = self._docker().containers.create(**kwargs, detach=True, network=self.network_name)
-        try:
-            run.start()
-            try:
-                code = run.wait(timeout=timeout)["StatusCode"]
-            except Exception:
-                run.kill()
-                raise subprocess.TimeoutExpired(spec.name, timeout) from None
-            out = run.logs(stdout=True, stderr=False).decode(errors="replace")
-            err = run.logs(stdout=False, stderr=True).decode(errors="replace")
-        finally:
-            # v: the image's VOLUME (the official image declares PGDATA's) made an anonymous one.
-            run.remove(force=True, v=True)
-        return subprocess.CompletedProcess([spec.name], code, out, err)
+        return docker_run.to_completion(self._docker(), self._create_kwargs(spec), timeout, network=self.network_name)
 
     def exec_database(self, argv, stdin=b"", timeout=300):
         from conformance.targets import docker_exec
@@ -453,53 +490,11 @@ class DockerTarget(Target):
 
     def container_facts(self):
         """The database container as the engine applied it, and as seen from inside."""
-        from conformance.live.container_checks import ContainerFacts
+        from conformance.targets import docker_inspect
 
-        self._container.reload()
-        attrs = self._container.attrs
-        host, config = attrs.get("HostConfig") or {}, attrs.get("Config") or {}
-
-        def run(*argv: str) -> tuple[int, str]:
-            result = self._container.exec_run(list(argv))
-            return result.exit_code, result.output.decode(errors="replace").strip()
-
-        _, uid = run("id", "-u")
-        _, gid = run("id", "-g")
-        _, status = run("cat", "/proc/1/status")
-        cap_bnd = next((line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:")), "")
-        _, mounts_text = run("cat", "/proc/mounts")
-        root_options = next((line.split()[3] for line in mounts_text.splitlines()
-                             if len(line.split()) > 3 and line.split()[1] == "/"), "")
-        claims = {self.volume_name(c): c for c in self.claims()}
-        mounts = {}
-        for m in attrs.get("Mounts") or []:
-            if m.get("Type") == "volume":
-                name = m.get("Name")
-                # An unnamed one is the image's VOLUME: it goes with the container.
-                mounts[m["Destination"]] = f"claim {claims[name]}" if name in claims else f"the image's anonymous volume {name[:12]}"
-            else:
-                mounts[m["Destination"]] = f"{m.get('Type')} {m.get('Source')}"
-        for path in host.get("Tmpfs") or {}:
-            mounts[path] = "tmpfs"
-        import psycopg
-
-        with psycopg.connect(**self.conninfo("superuser")) as conn:
-            data_directory = conn.execute("SHOW data_directory").fetchone()[0]
-        return ContainerFacts(
-            user=config.get("User") or "", read_only=bool(host.get("ReadonlyRootfs")),
-            cap_drop=tuple(host.get("CapDrop") or ()),
-            no_new_privileges=any(o.startswith("no-new-privileges") for o in host.get("SecurityOpt") or ()),
-            memory=int(host.get("Memory") or 0), nano_cpus=int(host.get("NanoCpus") or 0),
-            uid_gid=f"{uid}:{gid}", cap_bnd=cap_bnd, root_options=root_options,
-            mounts=mounts, data_directory=data_directory)
+        return docker_inspect.container_facts(self)
 
     def log_files(self) -> dict[str, str]:
-        import docker
+        from conformance.targets import docker_inspect
 
-        try:
-            stream, _ = self._container.get_archive(f"{self.pgdata}/log")
-        except docker.errors.NotFound:
-            return {}
-        archive = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
-        return {Path(m.name).name: archive.extractfile(m).read().decode(errors="replace")
-                for m in archive.getmembers() if m.isfile()}
+        return docker_inspect.log_files(self._container, self.pgdata)

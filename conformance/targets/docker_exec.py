@@ -11,10 +11,10 @@ from docker.utils.socket import frames_iter
 
 
 def run(client, container_id: str, argv: list[str], stdin: bytes = b"", timeout: float = 300,
-        user: str | None = None) -> subprocess.CompletedProcess:
+        user: str | None = None, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     api = client.api
     exec_id = api.exec_create(container_id, argv, stdin=True, stdout=True, stderr=True, tty=False,
-                              user=user or "")["Id"]
+                              user=user or "", environment=environment)["Id"]
     response = api.exec_start(exec_id, socket=True)
     raw = getattr(response, "_sock", response)
     raw.settimeout(timeout)

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from conformance import workload
+from conformance import timeouts, workload
 from conformance.errors import EnvironmentProblem, InputError
 from conformance.manifests import Manifests
 from conformance.pg import ports
@@ -75,8 +75,9 @@ class NativeTarget(Target):
         return self.workdir / "run"
 
     def _pod(self) -> list[workload.Container]:
-        """The database container and its sidecars: one pod, one set of volumes."""
-        return workload.containers(self.manifests, self.db.owner)
+        """The database container, its sidecars and its init containers: one pod, one set of volumes."""
+        return workload.containers(self.manifests, self.db.owner) + workload.init_containers(self.manifests,
+                                                                                            self.db.owner)
 
     def _mapping(self, port: int) -> LocalMapping:
         paths: dict[str, Path] = {}
@@ -155,9 +156,6 @@ class NativeTarget(Target):
                 f"{self.server.datadir} holds PostgreSQL {self.server.data_major()} data; this is "
                 f"PostgreSQL {self.binaries.major}. Fix: --pg-major {self.server.data_major()} to run it, or move it "
                 "away or use another directory (localenv: LOCALENV_HOME, or `localenv reset --yes` to delete it)")
-        stale = self.server.clear_stale_pidfile()
-        if stale is not None:
-            self.progress(f"removed a stale postmaster.pid (PID {stale} is not this server: left by a crash or reboot)")
         self.progress(f"starting PostgreSQL {self.binaries.version} on {self.host}:{self.port}")
         self.start_server()
         self.ensure_database()
@@ -181,7 +179,26 @@ class NativeTarget(Target):
         with open(self.server.datadir / "pg_hba.conf", "a", encoding="utf-8") as hba:
             hba.write(f"\n{IMAGE_HBA_RULE}\n")
 
+    def run_init_containers(self) -> None:
+        """The StatefulSet's init containers, as the kubelet runs them before the server in a
+        new pod (the stale-lock cleanup among them): their command, env and mounts mapped."""
+        self.init_said = []
+        for c in workload.init_containers(self.manifests, self.db.owner):
+            # As the pod's user: the server account, like the init container's runAsUser.
+            proc = subprocess.run(self.mapping.argv(c.command + c.args), env=self.mapping.env(c.env),
+                                  capture_output=True, text=True, timeout=timeouts.SCRIPT, check=False,
+                                  cwd=self.server.rundir, **self.server.run_as.popen_kwargs())
+            for line in proc.stdout.splitlines():
+                self.init_said.append(f"{c.name}: {line}")
+                self.progress(f"init container {c.name}: {line}")
+            if proc.returncode != 0:
+                last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+                raise EnvironmentProblem(f"init container {c.name} failed (exit {proc.returncode}): {last[0]}")
+
     def start_server(self) -> None:
+        # A new pod's emptyDirs start empty: no socket lock of an earlier server in the run directory.
+        self.server.clear_socket_locks()
+        self.run_init_containers()
         for attempt in range(START_ATTEMPTS):
             options = self.mapping.argv(self.db.args) + self.mapping.server_overrides(self.run_dir)
             try:
@@ -192,6 +209,30 @@ class NativeTarget(Target):
                 if self._given_port is not None or ports.is_free(self.port) or attempt == START_ATTEMPTS - 1:
                     raise
                 self.mapping = replace(self.mapping, port=self._choose_port())
+
+    def write_data_file(self, name: str, text: str) -> None:
+        """A file in PGDATA, owned by the server account (what a crash can leave there)."""
+        path = self.server.datadir / name
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o600)
+        self.server.run_as.give(path)
+
+    def neighbour_process(self) -> subprocess.Popen:
+        """A live process of the server's account that is no server (a sidecar's place in a pod
+        whose containers share one account): PostgreSQL takes a lock naming it for a running
+        server (another account's PID it cannot signal, it takes for stale)."""
+        return subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                cwd=self.server.rundir, **self.server.run_as.popen_kwargs())
+
+    def second_start(self) -> subprocess.CompletedProcess:
+        """While the server runs: the manifests' start path again on the same data directory
+        (the init containers, then the server on another port and socket folder)."""
+        self.run_init_containers()
+        sockets = self.workdir / "second"
+        sockets.mkdir(exist_ok=True)
+        self.server.run_as.give(sockets)
+        options = self.mapping.argv(self.db.args) + replace(self.mapping, port=ports.free_port()).server_overrides(sockets)
+        return self.server.second_postmaster(options)
 
     def ensure_database(self) -> None:
         info = self.conninfo("superuser", dbname="postgres")
@@ -220,7 +261,7 @@ class NativeTarget(Target):
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(processes, timeout=30)
-        self.server.clear_stale_pidfile()  # what the next start finds, as after a crash
+        # The lock stays as the crash left it: the next start_server() runs the init containers.
 
     def metrics_url(self) -> str:
         """The sidecar run as a local process: Debian's postgres_exporter, the sidecar's env."""

@@ -1,4 +1,4 @@
-"""Sessions: tests (default), gate, policy, conformance, drills, setting-contexts, docker, images, kind, cluster, localenv, rules, schema, bench."""
+"""Sessions: tests (default), gate, policy, conformance, drills, setting-contexts, docker, images, kind, cluster, localenv, rules, schema, bench, clones-bench."""
 
 from __future__ import annotations
 
@@ -142,3 +142,21 @@ def bench(session: nox.Session) -> None:
     session.run("pytest", "tests/bench", "--benchmark-enable", "--benchmark-only", f"--benchmark-json={suite_json}",
                 "-q")
     session.run("python", "-m", "conformance", "bench", *session.posargs, "--suite-json", suite_json)
+
+
+# The peer the clones are measured against; its own pytest plugin stays out of the test session.
+PYTEST_POSTGRESQL = "pytest-postgresql==10.0.0"
+
+
+@nox.session(name="clones-bench", python=PYTHON)
+def clones_bench(session: nox.Session) -> None:
+    """A database per test: our pool, our clone, pytest-postgresql 10, a fresh initdb, side by side;
+    and a suite at 1 and 2 workers; write reports/clones-<date>.md (slow; CLONEBENCH_TESTS=N)."""
+    _install(session, "test,bench")
+    session.install(PYTEST_POSTGRESQL)
+    output = session.posargs[session.posargs.index("--output") + 1] if "--output" in session.posargs else "reports"
+    Path(output).mkdir(parents=True, exist_ok=True)
+    raw = f"{output}/clones-benchmark.json"
+    session.run("pytest", "tests/bench/test_clone_speed.py", "--benchmark-enable", "--benchmark-only",
+                f"--benchmark-json={raw}", "-q")
+    session.run("python", "-m", "localenv.clonebench.report", raw, "--output", output)

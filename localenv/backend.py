@@ -134,11 +134,11 @@ class Backend(abc.ABC):
         if not state.schema_done:
             self.progress("applying the schema-init Job's script (accounts, schema, initial data)")
             self._apply_durably(target)
-            state.schema_done, state.schema_sha = True, schema_sha(self.manifests)
-            state.save(self.state_file)
+            self._applied(state)
         elif state.schema_sha != schema_sha(self.manifests):
-            notes.append(f"the schema in manifests/ changed since this database was created; to rebuild it: "
-                         f"localenv{self._flag()} backup && localenv{self._flag()} reset --yes")
+            done = self.migrate(target, state)
+            notes.append(f"sql/ changed since this database was last initialised; applied as the init Job would "
+                         f"({done.summary()}); your rows stay; saved first: {done.backup}")
         missing = verification.missing(target)
         if missing:
             what = "; ".join(missing)
@@ -155,7 +155,28 @@ class Backend(abc.ABC):
                          "killed or the machine crashed under the dev tuning (README: the dev tuning)")
         return notes
 
+    def migrate(self, target, state: State):
+        """The init Job's script again on the developer's database, after a backup
+        (localenv.migrate); the state then records this schema."""
+        from localenv import migrate
+
+        done = migrate.migrate(self, target, state, self.progress)
+        self._applied(state)
+        return done
+
+    def _applied(self, state: State) -> None:
+        from localenv.migrate import schema_files
+
+        state.schema_done, state.schema_sha = True, schema_sha(self.manifests)
+        state.schema_files = list(schema_files(self.manifests))
+        state.save(self.state_file)
+
     def _apply_durably(self, target) -> None:
+        # The SQL as the manifests have it now: a server started before sql/ changed holds
+        # the older files where its Job's ConfigMap is mounted.
+        from conformance.targets import configmaps
+
+        configmaps.write_schema_sql(self.manifests, target.sql_dir)
         # The Job's script commits with synchronous_commit=on (its PGOPTIONS); sync then asks
         # the OS to write it back, so that neither a killed server nor, as far as the OS can
         # promise with fsync=off, a power cut right after "done" undoes it.
@@ -222,3 +243,41 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete_data(self) -> None:
         """Remove the data directory (the server must be stopped). Backups stay."""
+
+    @abc.abstractmethod
+    def made(self) -> list[str]:
+        """What this backend made that destroy removes besides the home's files (containers,
+        volumes, networks), as "kind name"; [] for the native backend (all are files)."""
+
+    def describe_everything(self, with_backups: bool = False) -> str:
+        st = self.status()
+        parts = [f"the {self.name} database in {st.data_dir} with every clone and template in it"]
+        parts += self.made()
+        parts.append(f"localenv's files in {self.workdir}")
+        if with_backups:
+            parts.append(f"the backups in {self.settings.backups}")
+        return ", ".join(parts)
+
+    def destroy(self, with_backups: bool = False) -> list[str]:
+        """Stop, and remove everything this home made for this backend (the clones and
+        templates live in the data). Backups stay unless asked."""
+        import shutil
+
+        removed = []
+        if self.down():
+            removed.append("the running server (stopped)")
+        extra = self.made()
+        self.delete_data()
+        removed.append("the data, with its clones and templates")
+        removed += extra
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+            removed.append(str(self.workdir))
+        if with_backups and self.settings.backups.exists():
+            shutil.rmtree(self.settings.backups)
+            removed.append(str(self.settings.backups))
+        others = [d for d in ("native", "docker") if d != self.name and self.settings.backend_dir(d).exists()]
+        if not others:  # the last backend of this home: its shared files go too
+            self.settings.pgpass.unlink(missing_ok=True)
+            (self.settings.home / ".lock").unlink(missing_ok=True)
+        return removed

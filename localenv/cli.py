@@ -10,6 +10,12 @@
   backup         the backup CronJob's script, into the laptop's backup folder
   restore FILE   restore a dump (the current data is saved first)
   upgrade --to N carry the data to PostgreSQL N with pg_upgrade (a backup first; undone on failure)
+  migrate        apply a changed sql/ to the running database as the init Job would (a backup first)
+  clone          a fresh database copied from a template of the dev database (--as, --json); its URLs
+  clones         the clones on the server: owner, age, when they are swept
+  drop NAME|--all  remove clones
+  destroy        stop and remove everything this home made: data, clones, templates, containers,
+                 volumes, networks (backups stay unless --with-backups); --yes or a confirmation
 
 Exit codes: 0 done, 1 a command failed, 2 bad input or environment, 3 status: not running,
 130 interrupted.
@@ -72,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     what = upgrade.add_mutually_exclusive_group(required=True)
     what.add_argument("--to", type=major_argument, help="the major to upgrade to (15 to 18)")
     what.add_argument("--delete-old", action="store_true", help="delete the previous major's data an upgrade kept")
+    sub.add_parser("migrate", help="apply a changed sql/ to the running database (a backup first)")
+    clone = sub.add_parser("clone", help="a fresh database copied from a template of the dev database")
+    clone.add_argument("--as", dest="role", choices=ROLES, default="app")
+    clone.add_argument("--json", action="store_true", help="machine-readable, with the password")
+    clone.add_argument("--owner-pid", type=int, default=None, metavar="PID",
+                       help="the process the clone belongs to: swept when it ends (default: the one that ran "
+                            "localenv, e.g. your shell or build tool)")
+    clone.add_argument("--ttl", type=float, default=24.0, metavar="HOURS",
+                       help="swept after this many hours even while its owner runs (default 24)")
+    clones = sub.add_parser("clones", help="list the clones")
+    clones.add_argument("--json", action="store_true")
+    drop = sub.add_parser("drop", help="remove clones")
+    drop.add_argument("names", nargs="*", default=[], metavar="NAME")
+    drop.add_argument("--all", action="store_true", help="every clone on the server")
+    destroy = sub.add_parser("destroy", help="remove everything this home made (like docker compose down -v)")
+    destroy.add_argument("--yes", action="store_true", help="do not ask")
+    destroy.add_argument("--with-backups", action="store_true", help="the backups folder too")
     return parser
 
 
@@ -270,6 +293,129 @@ def cmd_upgrade(backend, args) -> int:
     return 0
 
 
+def cmd_migrate(backend, args) -> int:
+    from localenv import verification
+    from localenv.state import State
+
+    with exclusive(backend.settings):
+        target = backend.running_target()
+        state = State.load(backend.state_file)
+        done = backend.migrate(target, state)
+        missing = verification.missing(target)
+    print(f"applied sql/ as the init Job would: {done.summary()}")
+    print(f"  saved first: {done.backup} (localenv restore {done.backup} undoes it)")
+    if missing:
+        print(f"error: after the migration the database lacks {'; '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _clones(backend, args, owner: str | None = None, ttl_hours: float | None = None):
+    """The running server's clones, after sweeping those whose owner is gone or that expired."""
+    from datetime import timedelta
+
+    from localenv.clones import Clones
+
+    target = backend.running_target()
+    kwargs = {"owner": owner} if owner else {}
+    if ttl_hours is not None:
+        if not ttl_hours > 0:
+            raise InputError(f"--ttl {ttl_hours:g}: a number of hours above 0")
+        kwargs["ttl"] = timedelta(hours=ttl_hours)
+    clones = Clones(target, _progress, **kwargs)
+    for name in clones.sweep():
+        _progress(f"swept {name} (its owner process ended, or it expired)")
+    return clones
+
+
+def cmd_clone(backend, args) -> int:
+    from conformance.targets.docker_janitor import owner
+    from localenv.connection import write_pgpass
+
+    pid = args.owner_pid or os.getppid()
+    try:
+        label = owner(pid)
+    except Exception:
+        raise InputError(f"--owner-pid {pid}: no such process") from None
+    with exclusive(backend.settings):
+        clones = _clones(backend, args, owner=label, ttl_hours=args.ttl)
+        clone = clones.create(args.role)
+        write_pgpass(backend.endpoint_of(clones.target), backend.settings.pgpass)
+    if args.json:
+        data = {**clone.as_json(with_password=True), "owner": label, "ttl_hours": args.ttl,
+                "drop": f"localenv drop {clone.name}"}
+        print(json.dumps(data, indent=2))
+        return 0
+    login = clone.endpoint.login(args.role)
+    print(f"{clone.name}: a fresh copy of the dev database, as {login.user}")
+    print(f"  libpq  {clone.url()}")
+    print(f"  jdbc   {clone.jdbc_url}&user={login.user}")
+    print(f"  export PGDATABASE={clone.name} PGUSER={login.user} PGPASSWORD={login.password}")
+    print(f"  dropped by `localenv drop {clone.name}`, or when process {pid} ends, or after {args.ttl:g} h")
+    return 0
+
+
+def cmd_clones(backend, args) -> int:
+    from datetime import datetime, timezone
+
+    with exclusive(backend.settings):
+        clones = _clones(backend, args)
+        infos = clones.list()
+    now = datetime.now(timezone.utc)
+    if args.json:
+        print(json.dumps([{"name": i.name, "role": i.role, "owner": i.owner, "owner_alive": i.owner_alive,
+                           "created": i.created.isoformat(), "expires": i.expires.isoformat(),
+                           "current_schema": i.template == clones.template} for i in infos], indent=2))
+        return 0
+    if not infos:
+        print("no clones (localenv clone makes one)")
+        return 0
+    for i in infos:
+        left = i.expires - now
+        schema = "" if i.template == clones.template else ", an older schema"
+        print(f"{i.name}  {i.role}  made {int(i.age(now).total_seconds() // 60)} min ago by {i.owner}{schema}; "
+              f"swept when that process ends or in {max(0, int(left.total_seconds() // 60))} min")
+    return 0
+
+
+def cmd_drop(backend, args) -> int:
+    if bool(args.names) == bool(args.all):
+        raise InputError("drop takes clone names or --all (localenv clones lists them)")
+    with exclusive(backend.settings):
+        clones = _clones(backend, args)
+        if args.all:
+            dropped = clones.drop_all()
+            print(f"dropped {len(dropped)} clones")
+            return 0
+        missing = [n for n in args.names if not clones.drop(n)]
+    for name in args.names:
+        if name not in missing:
+            print(f"dropped {name}")
+    if missing:
+        print(f"error: no clone named {', '.join(missing)} (localenv clones lists them)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_destroy(backend, args) -> int:
+    what = backend.describe_everything(with_backups=args.with_backups)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"error: destroy removes {what}; run `localenv destroy --yes` to do it", file=sys.stderr)
+            return 2
+        answer = input(f"Remove {what}? This cannot be undone. Type yes to go on: ")
+        if answer.strip().lower() != "yes":
+            print("nothing removed")
+            return 1
+    with exclusive(backend.settings):
+        removed = backend.destroy(with_backups=args.with_backups)
+    for item in removed:
+        print(f"removed {item}")
+    if not args.with_backups and backend.settings.backups.exists():
+        print(f"kept the backups in {backend.settings.backups} (destroy --with-backups removes them too)")
+    return 0
+
+
 def split_psql_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """Everything after `psql [--as ROLE] [--]` belongs to psql, options included."""
     if "psql" not in argv:
@@ -282,7 +428,8 @@ def split_psql_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "psql": cmd_psql,
-            "logs": cmd_logs, "reset": cmd_reset, "backup": cmd_backup, "restore": cmd_restore, "upgrade": cmd_upgrade}
+            "logs": cmd_logs, "reset": cmd_reset, "backup": cmd_backup, "restore": cmd_restore, "upgrade": cmd_upgrade,
+            "migrate": cmd_migrate, "clone": cmd_clone, "clones": cmd_clones, "drop": cmd_drop, "destroy": cmd_destroy}
 
 
 def _terminate(signum, frame):

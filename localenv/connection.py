@@ -71,8 +71,8 @@ class Endpoint:
         def esc(value: str) -> str:
             return value.replace("\\", "\\\\").replace(":", "\\:")
 
-        return "".join(f"{self.host}:{self.port}:{self.database}:{esc(l.user)}:{esc(l.password)}\n"
-                       f"{self.host}:{self.port}:postgres:{esc(l.user)}:{esc(l.password)}\n" for l in self.logins)
+        # Every database of this server: the dev database, postgres, and the clones (localenv clone).
+        return "".join(f"{self.host}:{self.port}:*:{esc(l.user)}:{esc(l.password)}\n" for l in self.logins)
 
     def describe(self, pgpass: Path) -> str:
         """What `up` prints: per account its URLs, then the app account's exports. No passwords."""

@@ -114,9 +114,47 @@ class DockerBackend(Backend):
         if target.attach():
             raise EnvironmentProblem("the server is running; stop it first (localenv --backend docker down)")
         client = docker.from_env()
+        # A stopped container of this home (a crash, an engine restart) would hold the volume.
+        for name in [target.container_name] + [target.sidecar_name(c) for c in target.sidecars()]:
+            try:
+                client.containers.get(name).remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        try:
+            client.networks.get(target.network_name).remove()
+        except docker.errors.NotFound:
+            pass
         for claim in target.claims():
             try:
                 client.volumes.get(target.volume_name(claim)).remove(force=True)
             except docker.errors.NotFound:
                 pass
         self.state_file.unlink(missing_ok=True)
+
+    def made(self) -> list[str]:
+        """The containers (database, sidecars), data volumes and network of this home."""
+        self._require_docker()
+        import docker
+
+        target = self.target()
+        client = docker.from_env()
+        names = [f"container {target.container_name}"] + [f"container {target.sidecar_name(c)}" for c in target.sidecars()]
+        found = []
+        for item in names:
+            try:
+                client.containers.get(item.split(" ", 1)[1])
+                found.append(item)
+            except docker.errors.NotFound:
+                pass
+        for claim in target.claims():
+            try:
+                client.volumes.get(target.volume_name(claim))
+                found.append(f"volume {target.volume_name(claim)}")
+            except docker.errors.NotFound:
+                pass
+        try:
+            client.networks.get(target.network_name)
+            found.append(f"network {target.network_name}")
+        except docker.errors.NotFound:
+            pass
+        return found

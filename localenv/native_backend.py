@@ -91,8 +91,7 @@ class NativeBackend(Backend):
     def down(self) -> bool:
         target = self.opened()
         if not target.server.running():
-            target.server.clear_stale_pidfile()
-            return False
+            return False  # what a crash left, the next up's start path clears (the init container)
         target.server.stop()
         return True
 
@@ -121,3 +120,6 @@ class NativeBackend(Backend):
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
+
+    def made(self) -> list[str]:
+        return []

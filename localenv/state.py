@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -15,6 +15,7 @@ class State:
     initdb_done: bool = False   # initdb finished and the server started once
     schema_done: bool = False   # the schema-init Job's script succeeded
     schema_sha: str = ""        # hash of the schema ConfigMap it ran
+    schema_files: list = field(default_factory=list)  # that ConfigMap's keys (sql/ files, migrations)
     created: str = ""
     pg_major: int = 0           # the major its data is of (0: the plan's, from before this was kept)
     upgraded_from: str = ""     # the previous major's data directory, kept until upgrade --delete-old

@@ -52,6 +52,17 @@ def _digest(target) -> dict:
     return schema_digests(target.conninfo("superuser"))
 
 
+def _drop_clones(backend) -> None:
+    """Clones and templates are disposable, and pg_upgrade refuses a database that takes no
+    connections (a template): they go before the upgrade; the next clone builds a new template."""
+    from localenv.clones import Clones
+
+    clones = Clones(backend.running_target(), backend.progress)
+    dropped = clones.drop_all() + clones.drop_templates()
+    if dropped:
+        backend.progress(f"dropped {len(dropped)} clones and templates first (made again when asked)")
+
+
 def upgrade(backend, to: int) -> Upgraded:
     state = State.load(backend.state_file)
     old = backend.opened()
@@ -70,6 +81,7 @@ def upgrade(backend, to: int) -> Upgraded:
     backup = backend.backup(backend.settings.backups / "before-upgrade")
     backend.progress(f"saved the data first: {backup}")
     before = _digest(backend.running_target())
+    _drop_clones(backend)
     backend.progress(f"stopping PostgreSQL {from_major}")
     backend.down()
 

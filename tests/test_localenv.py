@@ -178,7 +178,8 @@ def test_stale_postmaster_pid_from_a_reused_pid_is_cleared(localenv):
         pidfile = localenv.datadir / "postmaster.pid"
         pidfile.write_text(f"{squatter.pid}\n{localenv.datadir}\n0\n{localenv.port}\n/tmp\n127.0.0.1\n")
         up = localenv.run("up")
-        assert f"removed a stale postmaster.pid (PID {squatter.pid}" in up.stderr
+        # Cleared by the StatefulSet's init container, run as the kubelet would before the server.
+        assert f"init container clear-stale-pid: removing a stale postmaster.pid (PID {squatter.pid} is sleep" in up.stderr
         assert localenv.sql(COUNT.format(tag="stale")) == "1"
         assert "running on" in localenv.run("status").stdout
     finally:
@@ -304,7 +305,7 @@ def test_endpoint_urls_and_pgpass_escape_what_needs_it():
     assert ep.libpq_url("app") == ("postgresql://a%3Ab@127.0.0.1:6543/product_change_db"
                                    "?options=-csearch_path%3Dproduct_change")
     assert "p%40ss%3Aw%5Crd" in ep.libpq_url("app", with_password=True)
-    assert ep.pgpass_text().splitlines()[0] == "127.0.0.1:6543:product_change_db:a\\:b:p@ss\\:w\\\\rd"
+    assert ep.pgpass_text().splitlines()[0] == "127.0.0.1:6543:*:a\\:b:p@ss\\:w\\\\rd"  # clones too
     assert "p@ss" not in ep.describe(Path("/x/pgpass")) and "p@ss" not in repr(ep)
     assert ep.variables("app", Path("/x/pgpass"), with_password=True)["SPRING_DATASOURCE_PASSWORD"] == "p@ss:w\\rd"
 

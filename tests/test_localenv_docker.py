@@ -70,3 +70,29 @@ def test_docker_backend_up_down_backup_restore_reset(dockerenv):
     assert count("kept") == "0"
     assert env.run(*d, "psql", "--as", "readonly", "-qAtc",
                    "SELECT count(*) FROM product_change.pc_circuit_breaker_state").stdout.strip() == "3"
+
+
+def test_docker_backend_clones_and_destroy_leaves_nothing(dockerenv):
+    """Clones on the docker backend's server (the template built by the init Job's container),
+    then destroy: containers, volume and network gone; the backups stay."""
+    import json
+
+    import psycopg
+
+    env, client, prefix = dockerenv
+    d = ("--backend", "docker")
+    env.run(*d, "up")
+    made = json.loads(env.run(*d, "clone", "--json").stdout)
+    with psycopg.connect(host=made["host"], port=made["port"], dbname=made["database"], user=made["user"],
+                         password=made["password"]) as conn:
+        assert conn.execute("SELECT count(*) FROM pc_circuit_breaker_state").fetchone()[0] == 3
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM pc_circuit_breaker_state")
+    assert made["name"] in env.run(*d, "clones").stdout
+    env.run(*d, "backup")
+    done = env.run(*d, "destroy", "--yes")
+    assert "kept the backups" in done.stdout
+    assert client.containers.list(all=True, filters={"name": prefix}) == []
+    assert client.volumes.list(filters={"name": prefix}) == []
+    assert client.networks.list(names=[f"{prefix}-net"]) == []
+    assert sorted(p.name for p in env.home.iterdir()) == ["backups"]

@@ -170,8 +170,10 @@ def role_attributes(ctx):
     for role, database, config in ctx.query(
             "SELECT r.rolname, coalesce(d.datname, '(every database)'), s.setconfig FROM pg_db_role_setting s "
             "JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase "
-            "WHERE r.rolname = ANY(%s)", (accounts,)):
-        prefix = "" if database == figure("database").expected else f"{database}: "
+            # Settings that reach this database: its own, and every database's; another
+            # database's (localenv's clones carry the same search_path) do not act here.
+            "WHERE r.rolname = ANY(%s) AND (s.setdatabase = 0 OR d.datname = current_database())", (accounts,)):
+        prefix = "" if database != "(every database)" else f"{database}: "
         settings.setdefault(role, []).extend(prefix + c for c in config)
     for role in accounts:
         if role not in found:

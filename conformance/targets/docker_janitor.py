@@ -22,8 +22,9 @@ OWNER_FILE = ".owner"  # in a run's temporary folder: the same owner, for the fo
 FOLDER_PATTERN = "pc-conformance-*"
 
 
-def owner() -> str:
-    me = psutil.Process(os.getpid())
+def owner(pid: int | None = None) -> str:
+    """This process (or pid) as a label: host, PID and start time, so a reused PID is not it."""
+    me = psutil.Process(pid or os.getpid())
     return f"{socket.gethostname()}/{me.pid}/{me.create_time():.0f}"
 
 
@@ -81,3 +82,26 @@ def sweep_folders(root: Path | None = None) -> list[str]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(f"folder {folder}")
     return removed
+
+
+def start_reaper(client, progress) -> None:
+    """Sweep what killed runs left, then testcontainers' reaper where its image is here or can be
+    pulled; otherwise our own owner labels are the safety net, swept by the next run."""
+    import docker
+    from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import Reaper
+
+    for leftover in sweep(client):
+        progress(f"removed {leftover}, left by a run that was killed")
+    if testcontainers_config.ryuk_disabled:
+        return
+    image = testcontainers_config.ryuk_image
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        try:
+            client.images.pull(image)
+        except docker.errors.APIError:
+            progress(f"no reaper ({image} cannot be pulled): a killed run's containers are removed by the next run")
+            return
+    Reaper.get_instance()

@@ -1,0 +1,86 @@
+"""Per-test time to get a ready database, four ways side by side on one server (issue 25), and
+a suite's wall time at 1 and 2 workers; measured by pytest-benchmark (`nox -s clones-bench`),
+reported by `python -m localenv.clonebench.report`, never asserted against the clock.
+
+CLONEBENCH_TESTS sets the number of tests per way (default 200)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from localenv.clonebench import cases, suite
+
+TESTS = int(os.environ.get("CLONEBENCH_TESTS", "200"))
+
+
+@pytest.fixture(scope="module")
+def laptop():
+    """localenv's own server in a home of this run: what a developer's tests find."""
+    from tests.laptop import new_localenv, remove_localenv
+
+    env = new_localenv()
+    try:
+        env.run("up")
+        yield env
+    finally:
+        remove_localenv(env)
+
+
+@pytest.fixture(scope="module")
+def target(laptop):
+    from conformance import manifests
+    from localenv.server import running_localenv
+    from localenv.settings import Settings
+
+    settings = Settings.resolve(home=laptop.home, port=laptop.port)
+    return running_localenv(settings, manifests.load(settings.manifests))
+
+
+def _measure(benchmark, way) -> None:
+    held: list = []
+
+    def between():
+        if held:  # the previous test: its body, then its teardown (neither timed)
+            taken = held.pop()
+            cases.body(taken.conn)
+            way.give_back(taken)
+        return (), {}
+
+    def take():
+        held.append(way.take())
+
+    try:
+        benchmark.extra_info.update(way=way.label, body=cases.BODY)
+        benchmark.pedantic(take, setup=between, rounds=TESTS, iterations=1, warmup_rounds=0)
+        benchmark.extra_info["times_s"] = list(benchmark.stats.stats.data)
+    finally:
+        if held:
+            way.give_back(held.pop())
+        way.close()
+
+
+@pytest.mark.benchmark(group="per-test")
+@pytest.mark.parametrize("way", [c.name for c in cases.CASES])
+def test_time_to_a_ready_database(benchmark, target, way):
+    if way == "pytest-postgresql":
+        pytest.importorskip("pytest_postgresql", reason="nox -s clones-bench installs pytest-postgresql 10")
+    kind = next(c for c in cases.CASES if c.name == way)
+    _measure(benchmark, kind(target))
+
+
+@pytest.mark.benchmark(group="suite")
+@pytest.mark.parametrize("kind", ["ours", "pytest-postgresql"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_suite_wall_time(benchmark, laptop, target, kind, workers):
+    if kind == "pytest-postgresql":
+        pytest.importorskip("pytest_postgresql", reason="nox -s clones-bench installs pytest-postgresql 10")
+    info = target.conninfo("superuser")
+    env = {"LOCALENV_HOME": str(laptop.home), "LOCALENV_PORT": str(laptop.port), "BENCH_HOST": info["host"],
+           "BENCH_PORT": str(info["port"]), "BENCH_USER": info["user"], "BENCH_PASSWORD": info["password"]}
+    folder = Path(tempfile.mkdtemp(prefix="pc-clonebench-"))
+    benchmark.extra_info.update(tests=TESTS, workers=workers, kind=kind)
+    benchmark.pedantic(suite.run, args=(kind, TESTS, workers, folder, env), rounds=1, iterations=1)

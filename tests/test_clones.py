@@ -1,0 +1,331 @@
+"""A fresh, isolated copy of the dev database per test (issue 25): the clones, their template,
+the pool, the pytest plugin, localenv's clone/clones/drop/migrate/destroy, on a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conformance import manifests
+from conformance.live.context import LiveContext
+from conformance.targets.native import NativeTarget
+from localenv.clones import CLONE_PREFIX, TEMPLATE_PREFIX, Clones
+from localenv.pool import Pool
+from tests.project import ROOT, ProjectCopy
+
+M = manifests.load(ROOT / "manifests")
+SCHEMA = "product_change"
+INSERT = (f"INSERT INTO {SCHEMA}.pc_kos_integration_log (request_id, integration_type, method, endpoint_url) "
+          "VALUES (%s, 'CUSTOMER_INFO', 'GET', '/customers')")
+COUNT = f"SELECT count(*) FROM {SCHEMA}.pc_kos_integration_log WHERE request_id = %s"
+
+
+@pytest.fixture(scope="module")
+def server():
+    from conformance.live.runner import apply_schema
+
+    with NativeTarget(M) as target:
+        apply_schema(target)  # the dev database, with the developer's rows to come
+        yield target
+
+
+def databases(target, prefix: str) -> list[str]:
+    with psycopg.connect(**target.conninfo("superuser", dbname="postgres")) as conn:
+        return [n for (n,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1",
+                                           (prefix.replace("_", r"\_") + "%",))]
+
+
+@pytest.mark.live
+def test_a_write_in_one_clone_is_invisible_in_another_and_in_the_dev_database(server):
+    clones = Clones(server)
+    a, b = clones.create(), clones.create()
+    try:
+        with a.connect() as conn:
+            conn.execute(INSERT, ("only-in-a",))
+        with a.connect() as conn:
+            assert conn.execute(COUNT, ("only-in-a",)).fetchone()[0] == 1
+        with b.connect() as conn:
+            assert conn.execute(COUNT, ("only-in-a",)).fetchone()[0] == 0
+        with psycopg.connect(**server.conninfo("app")) as conn:
+            assert conn.execute(COUNT, ("only-in-a",)).fetchone()[0] == 0
+        # The seed rows came along, and the accounts find their schema as on the cluster.
+        with b.connect("readonly") as conn:
+            assert conn.execute(f"SELECT count(*) FROM {SCHEMA}.pc_circuit_breaker_state").fetchone()[0] == 3
+            assert conn.execute("SHOW search_path").fetchone()[0] == SCHEMA
+    finally:
+        clones.drop(a.name)
+        clones.drop(b.name)
+    assert databases(server, CLONE_PREFIX) == []
+
+
+@pytest.mark.live
+def test_the_app_account_cannot_delete_in_a_clone(server):
+    clones = Clones(server)
+    clone = clones.create()
+    try:
+        with clone.connect() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+            conn.execute(f"DELETE FROM {SCHEMA}.pc_kos_integration_log")
+        assert refused.value.sqlstate == "42501" and "pc_kos_integration_log" in str(refused.value)
+        # Not a refusal to connect: the app account reads and writes there.
+        with clone.connect() as conn:
+            conn.execute(INSERT, ("app-writes",))
+        # The database-level grants are the dev database's: PUBLIC may not connect.
+        with psycopg.connect(**server.conninfo("superuser", dbname="postgres")) as conn:
+            acls = dict(conn.execute("SELECT datname, datacl::text FROM pg_database WHERE datname IN (%s, %s)",
+                                     (clone.name, server.database)).fetchall())
+        assert acls[clone.name] == acls[server.database], acls
+        assert not any(entry.startswith("=") for entry in acls[clone.name].strip("{}").split(",")), acls
+    finally:
+        clones.drop(clone.name)
+
+
+@pytest.mark.live
+def test_the_privilege_check_passes_on_a_clone(server):
+    """Plan 9.2's live checks (the privilege table, each account's attributes and settings, what
+    the app and read-only accounts may do, default privileges, ownership), run against a clone
+    instead of the dev database."""
+    import copy
+
+    from conformance.live.runner import run_checks
+    from conformance.results import Status
+
+    clones = Clones(server)
+    clone = clones.create()
+    try:
+        on_clone = copy.copy(server)
+        on_clone.database = clone.name
+        checks = {"live-9.2-privilege-table", "live-9.2-role-attributes", "live-9.2-app-privileges",
+                  "live-9.2-readonly-privileges", "live-9.2-default-privileges", "live-9.2-admin-owns"}
+        results = run_checks(LiveContext(on_clone, M), only=checks)
+        assert len(results) == len(checks)
+        assert all(r.status is Status.PASSED for r in results), [r.lines() or r.message for r in results]
+    finally:
+        clones.drop(clone.name)
+
+
+@pytest.mark.live
+def test_a_sql_change_reaches_the_next_clone_and_the_old_template_goes(server, tmp_path):
+    clones = Clones(server)
+    old_template = clones.ensure_template()
+    copy = ProjectCopy(tmp_path)
+    migration = copy.sql / "migrations" / "0001-add-note.sql"
+    migration.write_text(f"ALTER TABLE {SCHEMA}.pc_kos_integration_log ADD COLUMN IF NOT EXISTS note text;\n")
+    subprocess.run([sys.executable, "-m", "conformance", "schema-configmap", "--sql", str(copy.sql), "--manifests",
+                    str(copy.manifests)], cwd=ROOT, check=True, capture_output=True)
+    changed = copy_target(server, manifests.load(copy.manifests))
+    newer = Clones(changed)
+    assert newer.template != old_template
+    clone = newer.create()
+    try:
+        with clone.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                                "'pc_kos_integration_log' AND column_name = 'note'").fetchone()[0] == 1
+        assert databases(server, TEMPLATE_PREFIX) == [newer.template]
+    finally:
+        newer.drop(clone.name)
+        newer.drop_templates()
+
+
+def copy_target(target, loaded):
+    import copy
+
+    other = copy.copy(target)
+    other.manifests = loaded
+    return other
+
+
+@pytest.mark.live
+def test_clones_of_a_dead_owner_or_past_their_time_are_swept(server):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    from conformance.targets.docker_janitor import owner
+
+    mine = Clones(server)
+    orphan = Clones(server, owner=f"{owner().split('/')[0]}/{dead.pid}/1").create()
+    expired = Clones(server, ttl=timedelta(seconds=1)).create()
+    kept = mine.create()
+    try:
+        swept = Clones(server, owner="someone/else").sweep(now=datetime.now(timezone.utc) + timedelta(seconds=5))
+        assert set(swept) == {orphan.name, expired.name}, swept
+        assert databases(server, CLONE_PREFIX) == [kept.name]
+    finally:
+        mine.drop_all()
+
+
+@pytest.mark.live
+def test_the_pool_has_clones_ready_and_drops_every_one_it_made(server):
+    with Pool(Clones(server), size=2) as pool:
+        deadline = time.monotonic() + 60
+        while len(pool._ready) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the pool's own queue, not a server state
+        lease = pool.take()
+        assert lease.conn.execute("SELECT current_user").fetchone()[0] == "product_change_app"
+        assert lease.waited_s < 0.05, "a ready clone is handed out without waiting for one to be made"
+        other = pool.take("admin")
+        assert other.conn is None and other.clone.role == "admin"
+        pool.give_back(lease)
+        # other is never given back: close() drops it too
+    assert databases(server, CLONE_PREFIX) == []
+
+
+# -- the pytest plugin, as a user's project uses it -------------------------------------------
+
+TINY = textwrap.dedent('''
+    import os
+    import psycopg
+    import pytest
+
+
+    def test_app_account_in_its_own_clone(product_change_db):
+        user, name = product_change_db.conn.execute("SELECT current_user, current_database()").fetchone()
+        assert user == "product_change_app" and name == product_change_db.name
+        with open(os.environ["CLONES_SEEN"], "a") as seen:
+            seen.write(name + "\\n")
+
+
+    @pytest.mark.product_change_db(role="readonly")
+    def test_readonly_cannot_write(product_change_db):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            product_change_db.conn.execute("DELETE FROM pc_kos_integration_log")
+
+
+    @pytest.mark.parametrize("i", range(6))
+    def test_each_test_sees_only_its_own_rows(product_change_db, i):
+        conn = product_change_db.conn
+        conn.execute("INSERT INTO pc_kos_integration_log (request_id, integration_type, method, endpoint_url) "
+                     "VALUES (%s, 'CUSTOMER_INFO', 'GET', '/x')", (f"t{i}",))
+        assert conn.execute("SELECT count(*) FROM pc_kos_integration_log").fetchone()[0] == 1
+        with open(os.environ["CLONES_SEEN"], "a") as seen:
+            seen.write(product_change_db.name + "\\n")
+''')
+
+
+def _pytest(folder: Path, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=folder,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_the_plugin_in_a_project_outside_this_one(tmp_path, localenv, workers):
+    """Only the documented fixture, by entry point; on localenv's server, each test its own clone,
+    nothing left after the session, also with xdist's two workers."""
+    localenv.run("up")
+    (tmp_path / "test_tiny.py").write_text(TINY)
+    seen = tmp_path / "seen.txt"
+    proc = _pytest(tmp_path, *workers, env={"LOCALENV_HOME": str(localenv.home), "CLONES_SEEN": str(seen)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "8 passed" in proc.stdout
+    names = seen.read_text().split()
+    assert len(names) == 7 and len(set(names)) == 7, "each test had a database of its own"
+    listed = json.loads(localenv.run("clones", "--json").stdout)
+    assert listed == [], "the session dropped its clones"
+    assert localenv.sql("SELECT count(*) FROM product_change.pc_kos_integration_log WHERE request_id LIKE 't_'") == "0"
+
+
+@pytest.mark.live
+def test_a_failed_or_killed_session_leaves_no_clone(tmp_path, localenv):
+    localenv.run("up")
+    (tmp_path / "test_session.py").write_text(textwrap.dedent('''
+        import os, time
+        def test_fails(product_change_db):
+            assert False, "a failing test"
+        def test_hangs(product_change_db):
+            open(os.environ["READY"], "w").write(product_change_db.name)
+            time.sleep(600)
+    '''))
+    env = {"LOCALENV_HOME": str(localenv.home), "READY": str(tmp_path / "ready")}
+    failed = _pytest(tmp_path, "-k", "not hangs", env=env)
+    assert failed.returncode == 1 and "a failing test" in failed.stdout
+    assert json.loads(localenv.run("clones", "--json").stdout) == []
+
+    killed = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "hangs"],
+                              cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline and killed.poll() is None:
+            time.sleep(0.1)  # polling for the test's own file: it is running
+        assert (tmp_path / "ready").exists(), "the hanging test never started"
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+    # The pool's clones are there; the next command sweeps them (their owner is gone).
+    listing = localenv.run("clones", "--json")
+    assert json.loads(listing.stdout) == [], listing.stdout
+    assert "swept pc_clone_" in listing.stderr
+
+
+# -- localenv's commands ------------------------------------------------------------------
+
+@pytest.mark.live
+def test_localenv_clone_prints_urls_that_work_and_drop_removes_it(localenv):
+    localenv.run("up")
+    made = json.loads(localenv.run("clone", "--json").stdout)
+    assert made["name"].startswith(CLONE_PREFIX) and made["user"] == "product_change_app"
+    assert made["jdbc_url"] == f"jdbc:postgresql://127.0.0.1:{localenv.port}/{made['name']}?currentSchema=product_change"
+    # The libpq URL works as printed: localenv's pgpass has the password for every database.
+    url = subprocess.run([str(localenv_psql(localenv)), made["url"], "-qAtc", "SELECT current_database()"],
+                         env={**localenv.env, "PGPASSFILE": str(localenv.home / "pgpass")}, capture_output=True,
+                         text=True, timeout=60)
+    assert url.stdout.strip() == made["name"], url.stderr
+    text = localenv.run("clone", "--as", "admin")
+    assert "product_change_admin" in text.stdout and "PGPASSWORD=" in text.stdout  # asked for: shown
+    listed = localenv.run("clones").stdout
+    assert made["name"] in listed and "admin" in listed
+    assert localenv.run("drop", made["name"]).stdout.strip() == f"dropped {made['name']}"
+    missing = localenv.run("drop", made["name"], ok=False)
+    assert missing.returncode == 1 and "no clone named" in missing.stderr
+    assert "dropped 1 clones" in localenv.run("drop", "--all").stdout
+
+
+def localenv_psql(localenv) -> Path:
+    from conformance.pg.binaries import locate
+
+    return Path(locate().tool("psql"))
+
+
+@pytest.mark.live
+def test_up_applies_a_changed_sql_after_a_backup_and_keeps_the_rows(localenv, tmp_path):
+    copy = ProjectCopy(tmp_path)
+    localenv.run("--manifests", str(copy.manifests), "up")
+    localenv.sql(INSERT.replace("%s", "'mine'"))
+    (copy.sql / "migrations" / "0001-add-note.sql").write_text(
+        f"ALTER TABLE {SCHEMA}.pc_kos_integration_log ADD COLUMN IF NOT EXISTS note text;\n")
+    subprocess.run([sys.executable, "-m", "conformance", "schema-configmap", "--sql", str(copy.sql), "--manifests",
+                    str(copy.manifests)], cwd=ROOT, check=True, capture_output=True)
+    up = localenv.run("--manifests", str(copy.manifests), "up")
+    assert "sql/ changed" in up.stdout and "added column product_change.pc_kos_integration_log.note" in up.stdout, up.stdout
+    assert "03m0001-add-note.sql" in up.stdout
+    backups = list((localenv.home / "backups" / "before-migrate").glob("*.dump"))
+    assert len(backups) == 1
+    assert localenv.sql(COUNT.replace("%s", "'mine'")) == "1", "the developer's rows stay"
+    assert localenv.sql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == "1"
+    again = localenv.run("--manifests", str(copy.manifests), "up")
+    assert "sql/ changed" not in again.stdout
+
+
+@pytest.mark.live
+def test_destroy_removes_everything_but_the_backups(localenv):
+    localenv.run("up")
+    localenv.run("clone")
+    localenv.run("backup")
+    refused = localenv.run("destroy", ok=False)
+    assert refused.returncode == 2 and "--yes" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    done = localenv.run("destroy", "--yes")
+    assert "kept the backups" in done.stdout
+    assert localenv.servers() == []
+    assert sorted(p.name for p in localenv.home.iterdir()) == ["backups"]
+    assert localenv.run("status", ok=False).returncode == 3

@@ -103,7 +103,7 @@ class Databases:
 
 
 @contextmanager
-def databases(pool_size: int = 4, server: str = "auto", progress=None, home=None):
+def databases(pool_size: int = 8, server: str = "auto", progress=None, home=None):
     """A pool of clones on localenv's server (server="auto" or "localenv") or a throwaway
     embedded one ("auto" when none is up, or "embedded"); clones of an earlier process that
     died are swept first, and every clone made here is dropped at the end."""

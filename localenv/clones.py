@@ -132,7 +132,8 @@ class Clones:
         return f"{TEMPLATE_PREFIX}{self.key}"
 
     def _admin(self) -> psycopg.Connection:
-        """The bootstrap superuser on the maintenance database: CREATE and DROP DATABASE."""
+        """The bootstrap superuser on the maintenance database: CREATE and DROP DATABASE. Always
+        this database: LOCK_KEY's advisory lock is a lock of the database it is taken in."""
         return psycopg.connect(**self.target.conninfo("superuser", dbname="postgres"), autocommit=True)
 
     # -- the template -----------------------------------------------------------------------

@@ -22,21 +22,36 @@ class Lease:
 
 
 class Pool:
-    def __init__(self, clones: Clones, size: int = 4, role: str = "app"):
+    def __init__(self, clones: Clones, size: int = 4, role: str = "app", makers: int = 2):
+        """makers: threads making clones side by side (PostgreSQL 14's CREATE DATABASE waits for
+        two checkpoints, which concurrent ones share: two makers make nearly twice as many)."""
         self.clones = clones
         self.size = max(0, size)
         self.role = role
+        self.makers = max(1, makers)
         self._ready: collections.deque[Lease] = collections.deque()
+        self._making = 0
         self._to_drop: collections.deque[str] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    def start(self) -> "Pool":
+    def start(self, warm: bool = True) -> "Pool":
+        """warm: return only once `size` clones are ready (the session's start bears their
+        making, not its first tests)."""
         self.clones.ensure_template()  # built once, before any test waits on it
-        self._thread = threading.Thread(target=self._work, name="localenv-pool", daemon=True)
-        self._thread.start()
+        if self.size:
+            for i in range(self.makers):
+                thread = threading.Thread(target=self._work, name=f"localenv-pool-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        if warm:
+            with self._cond:
+                while len(self._ready) < self.size and self._error is None:
+                    self._cond.wait(timeout=1.0)
+                if self._error is not None:
+                    raise self._error
         return self
 
     def _make(self, admin) -> Lease:
@@ -48,14 +63,25 @@ class Pool:
             with self.clones._admin() as admin:
                 while True:
                     with self._cond:
-                        while not self._closed and len(self._ready) >= self.size and not self._to_drop:
+                        while not self._closed and len(self._ready) + self._making >= self.size \
+                                and not self._to_drop:
                             self._cond.wait()
                         if self._closed:
                             return
-                        fill = len(self._ready) < self.size
-                        drop = self._to_drop.popleft() if not fill and self._to_drop else None
+                        fill = len(self._ready) + self._making < self.size
+                        # Drops wait while the tests need clones, but not without bound: each
+                        # clone holds a copy of the template (disk, or memory on tmpfs).
+                        if self._to_drop and (not fill or len(self._to_drop) > self.size):
+                            fill, drop = False, self._to_drop.popleft()
+                        else:
+                            drop = None
+                        self._making += fill
                     if fill:
-                        lease = self._make(admin)
+                        try:
+                            lease = self._make(admin)
+                        finally:
+                            with self._cond:
+                                self._making -= 1
                         with self._cond:
                             self._ready.append(lease)
                             self._cond.notify_all()
@@ -72,7 +98,7 @@ class Pool:
 
         start = time.perf_counter()
         with self._cond:
-            while not self._ready and self._error is None and self.size and self._thread is not None:
+            while not self._ready and self._error is None and self.size and self._threads:
                 self._cond.wait(timeout=1.0)
             lease = self._ready.popleft() if self._ready else None
             self._cond.notify_all()
@@ -92,7 +118,7 @@ class Pool:
         if lease.conn is not None and not lease.conn.closed:
             lease.conn.close()
         with self._cond:
-            if self._thread is not None and self._thread.is_alive():
+            if any(thread.is_alive() for thread in self._threads):
                 self._to_drop.append(lease.clone.name)
                 self._cond.notify_all()
                 return
@@ -103,8 +129,8 @@ class Pool:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=120)
+        for thread in self._threads:
+            thread.join(timeout=120)
         for lease in self._ready:
             if lease.conn is not None:
                 lease.conn.close()

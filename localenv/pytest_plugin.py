@@ -12,7 +12,8 @@ The clones come from localenv's server when one is up, else from a throwaway emb
 started for the session (per xdist worker). A pool makes them ahead of the tests; each is
 dropped after its test, pass or fail; a killed session's are swept by the next.
 
-Options (or ini keys): --localenv-pool N (localenv_pool, default 4; 0: made when asked),
+Options (or ini keys): --localenv-pool N (localenv_pool: clones kept ready; default as many
+as this worker's tests that use the fixture, up to 32; 0: each made when asked),
 --localenv-server auto|localenv|embedded (localenv_server, default auto).
 """
 
@@ -21,16 +22,18 @@ from __future__ import annotations
 import pytest
 
 MARKER = "product_change_db"
-POOL_DEFAULT = 4
+# A clone holds a copy of the template (about 8 MB, in memory for the throwaway server).
+POOL_CAP = 32
 
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("localenv", "Product-Change dev database, a fresh clone per test")
     group.addoption("--localenv-pool", type=int, default=None, metavar="N",
-                    help=f"clones kept ready ahead of the tests (default {POOL_DEFAULT}; 0: each made when asked)")
+                    help=f"clones kept ready ahead of the tests (default: as many as the tests that use "
+                         f"product_change_db, up to {POOL_CAP}; 0: each made when asked)")
     group.addoption("--localenv-server", choices=("auto", "localenv", "embedded"), default=None,
                     help="localenv's running server, a throwaway embedded one, or auto (localenv's when up)")
-    parser.addini("localenv_pool", f"clones kept ready (default {POOL_DEFAULT})", default=str(POOL_DEFAULT))
+    parser.addini("localenv_pool", f"clones kept ready (default: the tests', up to {POOL_CAP})", default="auto")
     parser.addini("localenv_server", "auto, localenv or embedded (default auto)", default="auto")
 
 
@@ -44,17 +47,34 @@ def _option(config, name: str):
     return value if value is not None else config.getini(f"localenv_{name}")
 
 
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """How many of the tests want a clone: the pool's size when none is given. Under xdist each
+    worker collects them all and runs its share."""
+    wanting = sum(1 for item in items if "product_change_db" in getattr(item, "fixturenames", ()))
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
+    config._localenv_wanting = -(-wanting // workers)  # ceiling
+
+
+def _pool_size(config) -> int:
+    value = _option(config, "pool")
+    if value in (None, "auto"):
+        return min(getattr(config, "_localenv_wanting", POOL_CAP), POOL_CAP)
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"localenv_pool {value!r}: a whole number, or auto") from None
+    if size < 0:
+        raise pytest.UsageError(f"--localenv-pool {size}: 0 or more")
+    return size
+
+
 @pytest.fixture(scope="session")
 def product_change_databases(request):
     """The session's pool of clones (per xdist worker): a localenv.api.Databases."""
     from localenv.api import databases
 
     config = request.config
-    try:
-        size = int(_option(config, "pool"))
-    except ValueError:
-        raise pytest.UsageError(f"localenv_pool {config.getini('localenv_pool')!r}: a whole number") from None
-    with databases(pool_size=size, server=_option(config, "server")) as dbs:
+    with databases(pool_size=_pool_size(config), server=_option(config, "server")) as dbs:
         yield dbs
 
 

@@ -52,10 +52,10 @@ class Localenv:
 
 
 
-def new_localenv() -> "Localenv":
+def new_localenv(root: Path | None = None) -> "Localenv":
     # Not tmp_path: when the tests run as root the server runs as another account, which
     # must traverse the home's parents (pytest's base temp directory is mode 0700).
-    home = Path(tempfile.mkdtemp(prefix="localenv-test-"))
+    home = Path(tempfile.mkdtemp(prefix="localenv-test-", dir=root))
     home.chmod(0o711)
     return Localenv(home, ports.free_port())
 

@@ -234,6 +234,51 @@ def test_the_plugin_in_a_project_outside_this_one(tmp_path, localenv, workers):
 
 
 @pytest.mark.live
+def test_the_plugin_without_localenv_starts_a_throwaway_server_per_worker(tmp_path):
+    """No localenv server for this home: each xdist worker starts an embedded one, and nothing
+    of them is left (no server, no scratch folder)."""
+    import psutil
+
+    home = tmp_path / "no-localenv-here"
+    (tmp_path / "test_tiny.py").write_text(TINY)
+    seen = tmp_path / "seen.txt"
+    before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"}
+    proc = _pytest(tmp_path, "-n", "2", env={"LOCALENV_HOME": str(home), "CLONES_SEEN": str(seen)})
+    assert proc.returncode == 0 and "8 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(set(seen.read_text().split())) == 7
+    after = {p.pid for p in psutil.process_iter(["name", "status"])
+             if p.info["name"] == "postgres" and p.info["status"] != psutil.STATUS_ZOMBIE}
+    assert after - before == set(), "a throwaway server outlived its session"
+    assert not home.exists(), "localenv's home is only read, never made, by the plugin"
+
+
+@pytest.mark.parametrize("given,wanting,workers,size", [
+    (None, 200, 1, 32), (None, 10, 1, 10), (None, 200, 2, 32), (None, 40, 4, 10), ("0", 200, 1, 0), ("5", 200, 1, 5),
+])
+def test_the_pool_is_sized_to_the_tests_that_want_a_clone(given, wanting, workers, size):
+    from types import SimpleNamespace
+
+    from localenv import pytest_plugin
+
+    config = SimpleNamespace(getoption=lambda name: given, getini=lambda name: "auto",
+                             workerinput={"workercount": workers})
+    items = [SimpleNamespace(fixturenames=("product_change_db",))] * wanting + [SimpleNamespace(fixturenames=())] * 3
+    pytest_plugin.pytest_collection_modifyitems(None, config, items)
+    assert pytest_plugin._pool_size(config) == size
+
+
+def test_a_bad_pool_size_is_a_usage_error():
+    from types import SimpleNamespace
+
+    from localenv import pytest_plugin
+
+    for bad in ("many", "-1"):
+        config = SimpleNamespace(getoption=lambda name, bad=bad: bad, getini=lambda name: "auto")
+        with pytest.raises(pytest.UsageError, match="localenv"):
+            pytest_plugin._pool_size(config)
+
+
+@pytest.mark.live
 def test_a_failed_or_killed_session_leaves_no_clone(tmp_path, localenv):
     localenv.run("up")
     (tmp_path / "test_session.py").write_text(textwrap.dedent('''

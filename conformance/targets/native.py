@@ -38,12 +38,14 @@ class NativeTarget(Target):
 
     def __init__(self, manifests: Manifests, workdir: Path | None = None, port: int | None = None,
                  keep: bool = False, progress=None, prefer_port: int | None = None, detach: bool = False,
-                 pg_major: int | None = None):
-        """workdir: keep the data there (else a temporary directory, removed on stop).
+                 pg_major: int | None = None, scratch: Path | None = None):
+        """workdir: keep the data there (else a temporary directory, removed on stop, made in
+        scratch when given: a memory file system for a throwaway server).
         port: exactly this port; prefer_port: this one or the next free one; neither: any.
         detach: leave the server running when this process exits (localenv)."""
         super().__init__(manifests, pg_major)
         self._given_workdir = workdir
+        self._scratch = scratch
         self._given_port = port
         self._prefer_port = prefer_port
         self.keep = keep or workdir is not None
@@ -98,7 +100,7 @@ class NativeTarget(Target):
             self.workdir = Path(self._given_workdir)
             self.workdir.mkdir(parents=True, exist_ok=True)
         else:
-            self.workdir = Path(tempfile.mkdtemp(prefix="pc-conformance-"))
+            self.workdir = Path(tempfile.mkdtemp(prefix="pc-conformance-", dir=self._scratch))
         # Traversable by the unprivileged server account when we are root.
         self.workdir.chmod(0o711)
 
@@ -301,7 +303,11 @@ class NativeTarget(Target):
             self.workdir = None
 
     # -- what the cluster would run -------------------------------------------------------
-    def _script_mapping(self, container: workload.Container, mounts: dict[str, Path] | None) -> LocalMapping:
+    def _script_mapping(self, container: workload.Container, mounts: dict[str, Path] | None,
+                        scratch: Path) -> LocalMapping:
+        """The script's mounts: the backup claim, the schema ConfigMap, and its Secret files and
+        emptyDirs in scratch, a folder of this run alone (two runs at once, from two processes
+        on one localenv home, must not replace each other's files)."""
         paths = dict(self.mapping.paths)
         for mount in container.mounts():
             if mount.source.get("persistentVolumeClaim") is not None:
@@ -309,10 +315,9 @@ class NativeTarget(Target):
             elif mount.source.get("configMap"):
                 paths[mount.path] = self.sql_dir
             elif mount.source.get("secret"):
-                paths[mount.path] = secret_volumes.materialize(
-                    container, mount, self.workdir / "secrets" / f"{container.owner.name}-{mount.volume}")
+                paths[mount.path] = secret_volumes.materialize(container, mount, scratch / f"secret-{mount.volume}")
             elif "emptyDir" in mount.source:
-                local = self.workdir / "emptydir" / f"{container.owner.name}-{mount.volume}"
+                local = scratch / f"emptydir-{mount.volume}"
                 local.mkdir(parents=True, exist_ok=True)
                 local.chmod(0o700)
                 paths[mount.path] = local
@@ -320,12 +325,18 @@ class NativeTarget(Target):
         return LocalMapping(self.port, self.binaries.bindir, paths)
 
     def run_script(self, container, env=None, mounts=None, timeout=300):
-        mapping = self._script_mapping(container, mounts)
-        return subprocess.run(
-            mapping.argv(container.command + container.args),
-            env=mapping.env({**container.env, **(env or {})}),
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
+        runs = self.workdir / "script-runs"
+        runs.mkdir(exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{container.owner.name}-", dir=runs))
+        try:
+            mapping = self._script_mapping(container, mounts, scratch)
+            return subprocess.run(
+                mapping.argv(container.command + container.args),
+                env=mapping.env({**container.env, **(env or {})}),
+                capture_output=True, text=True, timeout=timeout, check=False,
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def exec_database(self, argv, stdin=b"", timeout=300):
         # In the pod the server's socket is psql's default; here it is the run directory.

@@ -31,12 +31,14 @@ class OurPool:
     """(a) the product_change_db fixture's way: a pool that keeps clones ready."""
     name, label = "pool", "(a) our fixture, with its pool"
 
-    def __init__(self, target, size: int = 4):
+    def __init__(self, target, size: int | None = None):
+        """size: the plugin's default (as many as the tests, up to its cap) unless given."""
         from localenv.api import Databases
         from localenv.clones import Clones
         from localenv.pool import Pool
+        from localenv.pytest_plugin import POOL_CAP
 
-        self.dbs = Databases(Pool(Clones(target), size=size).start(), "bench")
+        self.dbs = Databases(Pool(Clones(target), size=POOL_CAP if size is None else size).start(), "bench")
 
     def take(self) -> Taken:
         db = self.dbs.take()
@@ -111,7 +113,9 @@ class FreshServer:
         from conformance.live.runner import apply_schema
         from conformance.targets.native import NativeTarget
 
-        fresh = NativeTarget(self.manifests)
+        from localenv.server import memory_scratch
+
+        fresh = NativeTarget(self.manifests, scratch=memory_scratch())
         fresh.start()
         try:
             apply_schema(fresh)

@@ -44,10 +44,20 @@ def load_schema(host, port, user, dbname, password, **_):
     from localenv.settings import Settings
     from localenv.server import running_localenv
 
+    import psycopg
+
+    from localenv.clones import LOCK_KEY
+
     settings = Settings.resolve()
     loaded = manifests.load(settings.manifests)
     target = running_localenv(settings, loaded)
-    proc = target.run_script(workload.schema_init(loaded), env={"PGDATABASE": dbname})
+    # xdist's workers each load their own template at once; the accounts the script creates
+    # are the server's, shared: one at a time, as our templates are built (the same lock, on
+    # the same database: an advisory lock belongs to the database it is taken in).
+    with psycopg.connect(host=host, port=port, user=user, password=password, dbname="postgres",
+                         autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        proc = target.run_script(workload.schema_init(loaded), env={"PGDATABASE": dbname})
     if proc.returncode != 0:
         raise RuntimeError(f"the init script failed on {dbname}: {proc.stderr[-300:]}")
 
@@ -64,5 +74,6 @@ def run(kind: str, tests: int, workers: int, folder: Path, env: dict) -> float:
     proc = subprocess.run(argv, cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"the {kind} suite failed: {(proc.stdout + proc.stderr)[-800:]}")
+        (folder / "failed.log").write_text(proc.stdout + proc.stderr)
+        raise RuntimeError(f"the {kind} suite failed ({folder / 'failed.log'}): {(proc.stdout + proc.stderr)[-800:]}")
     return seconds

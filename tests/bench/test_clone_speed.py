@@ -19,10 +19,13 @@ TESTS = int(os.environ.get("CLONEBENCH_TESTS", "200"))
 
 @pytest.fixture(scope="module")
 def laptop():
-    """localenv's own server in a home of this run: what a developer's tests find."""
+    """localenv's own server in a home of this run, what a developer's tests find; in memory
+    where the plugin's throwaway server would be (its files are copied for every clone, and
+    this machine's disk makes files slowly: see the report)."""
+    from localenv.server import memory_scratch
     from tests.laptop import new_localenv, remove_localenv
 
-    env = new_localenv()
+    env = new_localenv(memory_scratch())
     try:
         env.run("up")
         yield env
@@ -69,7 +72,10 @@ def test_time_to_a_ready_database(benchmark, target, way):
     if way == "pytest-postgresql":
         pytest.importorskip("pytest_postgresql", reason="nox -s clones-bench installs pytest-postgresql 10")
     kind = next(c for c in cases.CASES if c.name == way)
-    _measure(benchmark, kind(target))
+    made = kind(target)
+    if way == "pool":
+        benchmark.extra_info["pool"] = made.dbs.pool.size
+    _measure(benchmark, made)
 
 
 @pytest.mark.benchmark(group="suite")
@@ -84,3 +90,29 @@ def test_suite_wall_time(benchmark, laptop, target, kind, workers):
     folder = Path(tempfile.mkdtemp(prefix="pc-clonebench-"))
     benchmark.extra_info.update(tests=TESTS, workers=workers, kind=kind)
     benchmark.pedantic(suite.run, args=(kind, TESTS, workers, folder, env), rounds=1, iterations=1)
+
+
+def _write_files(folder: Path, count: int = 300, size: int = 25_000) -> None:
+    """About what CREATE DATABASE copies: a template's 300 files, 7.5 MB."""
+    import shutil
+
+    target = Path(tempfile.mkdtemp(prefix="pc-files-", dir=folder))
+    try:
+        data = b"x" * size
+        for i in range(count):
+            (target / f"f{i}").write_bytes(data)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+@pytest.mark.benchmark(group="machine")
+@pytest.mark.parametrize("where", ["disk", "memory"])
+def test_machine_makes_files(benchmark, where):
+    """The machine's own speed at what a clone costs most: making a template's files."""
+    from localenv.server import memory_scratch
+
+    folder = memory_scratch() if where == "memory" else Path(tempfile.gettempdir())
+    if folder is None:
+        pytest.skip("no memory file system here")
+    benchmark.extra_info.update(where=where, folder=str(folder))
+    benchmark.pedantic(_write_files, args=(folder,), rounds=5, iterations=1)

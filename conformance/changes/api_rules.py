@@ -108,7 +108,7 @@ def pvc(pair: Pair, diffs: list[tuple], versions: list[str], binds_late: bool) -
             continue
         if under(d, _STORAGE) or d == _STORAGE[:-1] or d == _STORAGE[:-2]:
             before, after = value(pair.base, _STORAGE), value(pair.now, _STORAGE)
-            if _smaller(after, before):
+            if smaller(after, before):
                 out.append(Verdict(REFUSED, _STORAGE, "field can not be less than previous value", PVC_SOURCE))
             elif before != after and binds_late:
                 out.append(Verdict(CONDITIONAL, _STORAGE, "a claim grows only while it is Bound: its StorageClass "
@@ -144,7 +144,8 @@ def _volume_attributes_class(pair: Pair, versions: list[str]) -> list[Verdict]:
     return out
 
 
-def _smaller(now, base) -> bool:
+def smaller(now, base) -> bool:
+    """now is a smaller quantity than base (both given and readable)."""
     from conformance.quantity import parse_quantity
 
     try:

@@ -98,15 +98,6 @@ def _refused(pair: Pair, diffs: list[tuple], versions: list[str], manifests: Man
     return out
 
 
-def _smaller(now, base) -> bool:
-    from conformance.quantity import parse_quantity
-
-    try:
-        return now is not None and base is not None and parse_quantity(str(now)) < parse_quantity(str(base))
-    except ValueError:
-        return False
-
-
 def _claim_templates(obj: K8sObject | None) -> dict[str, dict]:
     return {t.get("metadata", {}).get("name"): t for t in (value(obj, ("spec", "volumeClaimTemplates")) or [])}
 
@@ -127,7 +118,7 @@ def _data_at_risk(pair: Pair, diffs: list[tuple]) -> list[Judged]:
             elif name in old:
                 spath = ("spec", "volumeClaimTemplates", i, "spec", "resources", "requests", "storage")
                 before = ((old[name].get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
-                if _smaller(now.get(spath), before):
+                if api_rules.smaller(now.get(spath), before):
                     out.append(Judged(DATA, _finding(now, spath, f"{dotted(spath)}: {before} -> {now.get(spath)}",
                                                      "a disk cannot shrink: the data must fit, and the change is refused",
                                                      "keep the size")))

@@ -86,6 +86,16 @@ class Target(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def _init_container_ran(self, name: str, proc) -> None:
+        """What an init container printed, kept and shown; one that failed stops the start, as
+        a pod stays in Init while one fails."""
+        for line in proc.stdout.splitlines():
+            self.init_said.append(f"{name}: {line}")
+            getattr(self, "progress", lambda message: None)(f"init container {name}: {line}")
+        if proc.returncode != 0:
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+            raise EnvironmentProblem(f"init container {name} failed (exit {proc.returncode}): {last[0]}")
+
     # -- reaching the server --------------------------------------------------------------
     @property
     @abc.abstractmethod

@@ -305,12 +305,7 @@ class DockerTarget(Target):
             self._remove_named(spec.name)
             proc = docker_run.to_completion(self._docker(), self._create_kwargs(spec), timeouts.SCRIPT,
                                             network_mode="none")
-            for line in proc.stdout.splitlines():
-                self.init_said.append(f"{spec.name}: {line}")
-                self.progress(f"init container {spec.name}: {line}")
-            if proc.returncode != 0:
-                last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-                raise EnvironmentProblem(f"init container {spec.name} failed (exit {proc.returncode}): {last[0]}")
+            self._init_container_ran(spec.name, proc)
 
     def _remove_named(self, name: str) -> None:
         import docker

@@ -190,12 +190,7 @@ class NativeTarget(Target):
             proc = subprocess.run(self.mapping.argv(c.command + c.args), env=self.mapping.env(c.env),
                                   capture_output=True, text=True, timeout=timeouts.SCRIPT, check=False,
                                   cwd=self.server.rundir, **self.server.run_as.popen_kwargs())
-            for line in proc.stdout.splitlines():
-                self.init_said.append(f"{c.name}: {line}")
-                self.progress(f"init container {c.name}: {line}")
-            if proc.returncode != 0:
-                last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-                raise EnvironmentProblem(f"init container {c.name} failed (exit {proc.returncode}): {last[0]}")
+            self._init_container_ran(c.name, proc)
 
     def start_server(self) -> None:
         # A new pod's emptyDirs start empty: no socket lock of an earlier server in the run directory.

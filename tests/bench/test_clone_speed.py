@@ -53,19 +53,27 @@ def _measure(benchmark, way) -> None:
             way.give_back(taken)
         return (), {}
 
+    databases: set[str] = set()
+
     def take():
-        held.append(way.take())
+        taken = way.take()
+        held.append(taken)
+        databases.add(taken.conn.info.dbname)
 
     try:
         benchmark.extra_info.update(way=way.label, body=cases.BODY)
         benchmark.pedantic(take, setup=between, rounds=TESTS, iterations=1, warmup_rounds=0)
         benchmark.extra_info["times_s"] = list(benchmark.stats.stats.data)
+        # Every test had a database of its own (a fresh server names its one database alike).
+        assert len(benchmark.extra_info["times_s"]) == TESTS
+        assert len(databases) == (1 if way.name == "initdb" else TESTS)
     finally:
         if held:
             way.give_back(held.pop())
         way.close()
 
 
+@pytest.mark.live
 @pytest.mark.benchmark(group="per-test")
 @pytest.mark.parametrize("way", [c.name for c in cases.CASES])
 def test_time_to_a_ready_database(benchmark, target, way):
@@ -78,6 +86,7 @@ def test_time_to_a_ready_database(benchmark, target, way):
     _measure(benchmark, made)
 
 
+@pytest.mark.live
 @pytest.mark.benchmark(group="suite")
 @pytest.mark.parametrize("kind", ["ours", "pytest-postgresql"])
 @pytest.mark.parametrize("workers", [1, 2])
@@ -89,7 +98,8 @@ def test_suite_wall_time(benchmark, laptop, target, kind, workers):
            "BENCH_PORT": str(info["port"]), "BENCH_USER": info["user"], "BENCH_PASSWORD": info["password"]}
     folder = Path(tempfile.mkdtemp(prefix="pc-clonebench-"))
     benchmark.extra_info.update(tests=TESTS, workers=workers, kind=kind)
-    benchmark.pedantic(suite.run, args=(kind, TESTS, workers, folder, env), rounds=1, iterations=1)
+    seconds = benchmark.pedantic(suite.run, args=(kind, TESTS, workers, folder, env), rounds=1, iterations=1)
+    assert seconds > 0  # suite.run raises when the suite failed
 
 
 def _write_files(folder: Path, count: int = 300, size: int = 25_000) -> None:
@@ -101,6 +111,7 @@ def _write_files(folder: Path, count: int = 300, size: int = 25_000) -> None:
         data = b"x" * size
         for i in range(count):
             (target / f"f{i}").write_bytes(data)
+        assert sum(1 for _ in target.iterdir()) == count
     finally:
         shutil.rmtree(target, ignore_errors=True)
 

@@ -53,12 +53,22 @@ class Database:
 
     @property
     def url(self) -> str:
-        """libpq URL without the password (localenv's pgpass has it; conninfo() carries it)."""
+        """libpq URL without the password: it names the pgpass file that has it (passfile=),
+        so another process can use it as it is."""
         return self.clone.url()
 
     @property
     def jdbc_url(self) -> str:
+        """JDBC URL without credentials: give it .user and .password as well."""
         return self.clone.jdbc_url
+
+    @property
+    def user(self) -> str:
+        return self.clone.endpoint.login(self.role).user
+
+    @property
+    def password(self) -> str:
+        return self.clone.endpoint.login(self.role).password
 
     @property
     def waited_s(self) -> float:
@@ -103,15 +113,20 @@ class Databases:
 
 
 @contextmanager
-def databases(pool_size: int = 8, server: str = "auto", progress=None, home=None):
+def databases(pool_size: int = 8, server: str = "auto", progress=None, home=None, sharing: int = 1):
     """A pool of clones on localenv's server (server="auto" or "localenv") or a throwaway
     embedded one ("auto" when none is up, or "embedded"); clones of an earlier process that
-    died are swept first, and every clone made here is dropped at the end."""
-    with session_server(server, progress, home) as (target, where):
-        clones = Clones(target, progress)
+    died are swept first, and every clone made here is dropped at the end. sharing: how many
+    such pools run at once (xdist's workers), for the server's connections and memory."""
+    from localenv.server import CLONE_ROOM
+
+    # Ready clones and given-back ones not yet dropped: up to twice the pool, per worker.
+    room = 2 * max(pool_size, 1) * CLONE_ROOM * sharing
+    with session_server(server, progress, home, room=room) as found:
+        clones = Clones(found.target, progress, passfile=found.passfile)
         clones.sweep()
-        with Pool(clones, size=pool_size) as pool:
-            yield Databases(pool, where)
+        with Pool(clones, size=pool_size, sharing=sharing) as pool:
+            yield Databases(pool, found.where)
 
 
 @contextmanager

@@ -322,7 +322,7 @@ def _clones(backend, args, owner: str | None = None, ttl_hours: float | None = N
         if not ttl_hours > 0:
             raise InputError(f"--ttl {ttl_hours:g}: a number of hours above 0")
         kwargs["ttl"] = timedelta(hours=ttl_hours)
-    clones = Clones(target, _progress, **kwargs)
+    clones = Clones(target, _progress, passfile=str(backend.settings.pgpass), **kwargs)
     for name in clones.sweep():
         _progress(f"swept {name} (its owner process ended, or it expired)")
     return clones
@@ -337,10 +337,11 @@ def cmd_clone(backend, args) -> int:
         label = owner(pid)
     except Exception:
         raise InputError(f"--owner-pid {pid}: no such process") from None
-    with exclusive(backend.settings):
-        clones = _clones(backend, args, owner=label, ttl_hours=args.ttl)
-        clone = clones.create(args.role)
-        write_pgpass(backend.endpoint_of(clones.target), backend.settings.pgpass)
+    # No home lock: clones are the server's business (its advisory locks), and a build tool's
+    # parallel forks may each ask for one at once.
+    clones = _clones(backend, args, owner=label, ttl_hours=args.ttl)
+    clone = clones.create(args.role)
+    write_pgpass(backend.endpoint_of(clones.target), backend.settings.pgpass)
     if args.json:
         data = {**clone.as_json(with_password=True), "owner": label, "ttl_hours": args.ttl,
                 "drop": f"localenv drop {clone.name}"}
@@ -358,9 +359,8 @@ def cmd_clone(backend, args) -> int:
 def cmd_clones(backend, args) -> int:
     from datetime import datetime, timezone
 
-    with exclusive(backend.settings):
-        clones = _clones(backend, args)
-        infos = clones.list()
+    clones = _clones(backend, args)
+    infos = clones.list()
     now = datetime.now(timezone.utc)
     if args.json:
         print(json.dumps([{"name": i.name, "role": i.role, "owner": i.owner, "owner_alive": i.owner_alive,
@@ -381,13 +381,12 @@ def cmd_clones(backend, args) -> int:
 def cmd_drop(backend, args) -> int:
     if bool(args.names) == bool(args.all):
         raise InputError("drop takes clone names or --all (localenv clones lists them)")
-    with exclusive(backend.settings):
-        clones = _clones(backend, args)
-        if args.all:
-            dropped = clones.drop_all()
-            print(f"dropped {len(dropped)} clones")
-            return 0
-        missing = [n for n in args.names if not clones.drop(n)]
+    clones = _clones(backend, args)
+    if args.all:
+        dropped = clones.drop_all()
+        print(f"dropped {len(dropped)} clones")
+        return 0
+    missing = [n for n in args.names if not clones.drop(n)]
     for name in args.names:
         if name not in missing:
             print(f"dropped {name}")
@@ -447,6 +446,14 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[command](backend, args)
     except (InputError, EnvironmentProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            raise
+        # The server said no (too many clients, a disk full, it stopped meanwhile): its words.
+        print(f"error: the server refused: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `localenv up | head -1`: the reader left; not an error worth a traceback.

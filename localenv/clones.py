@@ -39,6 +39,7 @@ BUILDING = "_building"
 # pg_advisory_lock's key for templates: "PCDB" in ASCII, a number no other tool here uses.
 LOCK_KEY = 0x50434442
 DEFAULT_TTL = timedelta(hours=24)
+KEEP_TEMPLATES = 3  # this schema's and the two newest others (other checkouts on the same server)
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,27 @@ class Clone:
     name: str
     endpoint: Endpoint
     role: str = "app"
+    passfile: str | None = None  # a pgpass with the accounts' passwords for this server (mode 0600)
 
     def conninfo(self, role: str | None = None) -> dict:
         return self.endpoint.conninfo(role or self.role)
 
     def url(self, role: str | None = None, with_password: bool = False) -> str:
-        return self.endpoint.libpq_url(role or self.role, with_password)
+        """libpq URL; without the password it names the pgpass file that has it, so another
+        process can use it as it is."""
+        url = self.endpoint.libpq_url(role or self.role, with_password)
+        if self.passfile and not with_password:
+            from urllib.parse import quote
+
+            url += f"&passfile={quote(self.passfile, safe='/')}"
+        return url
 
     @property
     def jdbc_url(self) -> str:
         return self.endpoint.jdbc_url()
 
     def connect(self, role: str | None = None, **kwargs) -> psycopg.Connection:
-        return psycopg.connect(**self.conninfo(role), **kwargs)
+        return connect(self.conninfo(role), **kwargs)
 
     def as_json(self, with_password: bool = True) -> dict:
         login = self.endpoint.login(self.role)
@@ -91,6 +100,17 @@ class Clone:
         if with_password:
             out["password"] = login.password
         return out
+
+
+def connect(info: dict, **kwargs) -> psycopg.Connection:
+    """psycopg.connect, its failure one line without the connection's arguments: a traceback
+    through psycopg's own frame would show the password in pytest's output."""
+    try:
+        return psycopg.connect(**info, **kwargs)
+    except psycopg.OperationalError as exc:
+        where = f"{info.get('user')}@{info.get('host')}:{info.get('port')}/{info.get('dbname')}"
+        said = " ".join(str(exc).split()).replace(str(info.get("password") or "\0"), "***")
+        raise EnvironmentProblem(f"cannot connect as {where}: {said}") from None
 
 
 def template_key(manifests) -> str:
@@ -119,8 +139,10 @@ def _parse(name: str, comment: str | None) -> CloneInfo:
 class Clones:
     """Templates and clones on one running server (a conformance target)."""
 
-    def __init__(self, target, progress=None, owner: str | None = None, ttl: timedelta = DEFAULT_TTL):
+    def __init__(self, target, progress=None, owner: str | None = None, ttl: timedelta = DEFAULT_TTL,
+                 passfile: str | None = None):
         self.target = target
+        self.passfile = passfile
         self.manifests = target.manifests
         self.progress = progress or (lambda message: None)
         self.owner = owner or this_process()
@@ -134,7 +156,7 @@ class Clones:
     def _admin(self) -> psycopg.Connection:
         """The bootstrap superuser on the maintenance database: CREATE and DROP DATABASE. Always
         this database: LOCK_KEY's advisory lock is a lock of the database it is taken in."""
-        return psycopg.connect(**self.target.conninfo("superuser", dbname="postgres"), autocommit=True)
+        return connect(self.target.conninfo("superuser", dbname="postgres"), autocommit=True)
 
     # -- the template -----------------------------------------------------------------------
     def ensure_template(self) -> str:
@@ -148,13 +170,21 @@ class Clones:
             try:
                 if not self._complete(conn, self.template):
                     self._build(conn)
-                for (old,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s AND datname <> %s",
-                                           (TEMPLATE_PREFIX.replace("_", r"\_") + "%", self.template)).fetchall():
-                    self.progress(f"dropping {old}: the template of an earlier schema")
-                    self._drop(conn, old, template=True)
+                self._drop_old_templates(conn)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         return self.template
+
+    def _drop_old_templates(self, conn) -> None:
+        """Templates of other schemas beyond the newest KEEP_TEMPLATES: two checkouts (two
+        branches) on one server each keep theirs, and the list does not grow without end."""
+        rows = conn.execute("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                            "WHERE datname LIKE %s AND datname NOT LIKE %s AND datname <> %s",
+                            (TEMPLATE_PREFIX.replace("_", r"\_") + "%", "%" + BUILDING, self.template)).fetchall()
+        by_age = sorted(rows, key=lambda row: row[1] or "", reverse=True)  # "built <iso time>", newest first
+        for name, _ in by_age[KEEP_TEMPLATES - 1:]:
+            self.progress(f"dropping {name}: the template of an older schema")
+            self._drop(conn, name, template=True)
 
     @staticmethod
     def _complete(conn, name: str) -> bool:
@@ -176,6 +206,8 @@ class Clones:
                                                                       sql.Identifier(self.template)))
         conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
                      .format(sql.Identifier(self.template)))
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(self.template), sql.Literal(f"built {datetime.now(timezone.utc).isoformat()}")))
 
     def _run_init(self, database: str):
         """The init Job's script on database, with the SQL of these manifests' schema ConfigMap
@@ -231,25 +263,28 @@ class Clones:
         try:
             complete = conn.execute("SELECT pg_advisory_lock_shared(%s), (SELECT datistemplate FROM pg_database "
                                     "WHERE datname = %s)", (LOCK_KEY, template)).fetchone()[1]
+            # Held until the comment names the owner: a sweep drops a clone without one only
+            # under the exclusive lock (a killed maker's), never one still being made.
             try:
                 if not complete:  # dropped by another process's newer schema
                     raise EnvironmentProblem(f"the template {template} went away (sql/ changed in another checkout "
                                              "using this server?); run again")
                 conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
                                                                               sql.Identifier(template)))
+                comment = sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(name), sql.Literal(_comment(self.owner, template, role, self.ttl)))
+                # Several statements in one simple query: one round trip (no parameters).
+                conn.execute(sql.SQL("; ").join([comment, *self._settings_for(conn, template, name)])
+                             .as_string(conn))
             finally:
                 conn.execute("SELECT pg_advisory_unlock_shared(%s)", (LOCK_KEY,))
-            comment = sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                sql.Identifier(name), sql.Literal(_comment(self.owner, template, role, self.ttl)))
-            # Several statements in one simple query: one round trip (no parameters).
-            conn.execute(sql.SQL("; ").join([comment, *self._settings_for(conn, template, name)]).as_string(conn))
         except BaseException:
             self._drop(conn, name)
             raise
         finally:
             if own:
                 conn.close()
-        return Clone(name, self.endpoint(name), role)
+        return Clone(name, self.endpoint(name), role, self.passfile)
 
     def _settings_for(self, conn, template: str, name: str) -> list[sql.Composable]:
         """What CREATE DATABASE does not copy: the database's ACL (CONNECT for the accounts,
@@ -324,12 +359,26 @@ class Clones:
         now = now or datetime.now(timezone.utc)
         gone = []
         with self._admin() as conn:
-            for info in self.list():
-                if info.owner == self.owner:
-                    continue
-                if not info.owner_alive or info.age(now) > info.ttl:
+            infos = self.list()
+            # Clones without an owner yet are being made, or were by a process killed half-way:
+            # only the exclusive lock (no maker between CREATE and its comment) tells which.
+            unowned = [i for i in infos if not i.owner]
+            exclusive = bool(unowned) and conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
+            try:
+                if exclusive:
+                    unowned = [i for i in self.list() if not i.owner]  # as they are now, under the lock
+                for info in infos:
+                    if info.owner == self.owner or not info.owner:
+                        continue
+                    if not info.owner_alive or info.age(now) > info.ttl:
+                        if self._drop(conn, info.name):
+                            gone.append(info.name)
+                for info in unowned if exclusive else ():
                     if self._drop(conn, info.name):
                         gone.append(info.name)
+            finally:
+                if exclusive:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         return gone
 
 

@@ -90,9 +90,12 @@ class Endpoint:
 
 
 def write_pgpass(endpoint: Endpoint, path: Path) -> None:
+    """Written whole and renamed into place; a temporary name of its own, as two commands may
+    write it at once."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, tmp = tempfile.mkstemp(prefix=".pgpass-", dir=path.parent)  # mode 0600
     with os.fdopen(fd, "w") as handle:
         handle.write(endpoint.pgpass_text())
     os.replace(tmp, path)

@@ -1,7 +1,10 @@
-"""Clones made ahead of the tests that take them: a thread keeps `size` clones ready, each with
+"""Clones made ahead of the tests that take them: threads keep `size` clones ready, each with
 an open connection of the default account, so that taking one waits for none while the tests
-are slower than a CREATE DATABASE; a clone given back is dropped by the same thread, off the
-test's clock. close() drops every clone of this process, also those never given back."""
+are slower than a CREATE DATABASE; a clone given back is dropped by those threads, off the
+test's clock. close() drops every clone this pool made, also those never given back.
+
+The pool's size is bounded by the server's free connections (each ready clone holds one): several
+pools (xdist's workers) and the developer's own service share max_connections."""
 
 from __future__ import annotations
 
@@ -22,11 +25,14 @@ class Lease:
 
 
 class Pool:
-    def __init__(self, clones: Clones, size: int = 4, role: str = "app", makers: int = 2):
+    def __init__(self, clones: Clones, size: int = 4, role: str = "app", makers: int = 2, sharing: int = 1):
         """makers: threads making clones side by side (PostgreSQL 14's CREATE DATABASE waits for
-        two checkpoints, which concurrent ones share: two makers make nearly twice as many)."""
+        two checkpoints, which concurrent ones share). sharing: how many pools (xdist workers)
+        share the server's free connections."""
         self.clones = clones
         self.size = max(0, size)
+        self.sharing = max(1, sharing)
+        self._made: set[str] = set()
         self.role = role
         self.makers = max(1, makers)
         self._ready: collections.deque[Lease] = collections.deque()
@@ -37,25 +43,46 @@ class Pool:
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
 
+    # Connections left for everything else: the developer's service, psql, this pool's makers.
+    SPARE_CONNECTIONS = 20
+
+    def _fit_to_connections(self) -> None:
+        with self.clones._admin() as conn:
+            most, reserved, used = conn.execute(
+                "SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int,"
+                " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')").fetchone()
+        free = (most - reserved - used - self.SPARE_CONNECTIONS) // self.sharing - self.makers
+        if free < self.size:
+            self.clones.progress(f"keeping {max(free, 0)} clones ready, not {self.size}: each holds a connection, "
+                                 f"and the server has {most - reserved - used} free for {self.sharing} pool(s)")
+            self.size = max(free, 0)
+
     def start(self, warm: bool = True) -> "Pool":
         """warm: return only once `size` clones are ready (the session's start bears their
-        making, not its first tests)."""
-        self.clones.ensure_template()  # built once, before any test waits on it
-        if self.size:
-            for i in range(self.makers):
+        making, not its first tests). A start that fails or is interrupted leaves nothing."""
+        try:
+            self.clones.ensure_template()  # built once, before any test waits on it
+            if self.size:
+                self._fit_to_connections()
+            for i in range(self.makers if self.size else 0):
                 thread = threading.Thread(target=self._work, name=f"localenv-pool-{i}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
-        if warm:
-            with self._cond:
-                while len(self._ready) < self.size and self._error is None:
-                    self._cond.wait(timeout=1.0)
-                if self._error is not None:
-                    raise self._error
+            if warm:
+                with self._cond:
+                    while len(self._ready) < self.size and self._error is None:
+                        self._cond.wait(timeout=1.0)
+                    if self._error is not None:
+                        raise self._error
+        except BaseException:
+            self.close()
+            raise
         return self
 
-    def _make(self, admin) -> Lease:
+    def _make(self, admin=None) -> Lease:
         clone = self.clones.create(self.role, conn=admin)
+        with self._cond:
+            self._made.add(clone.name)
         return Lease(clone, clone.connect())
 
     def _work(self) -> None:
@@ -87,7 +114,7 @@ class Pool:
                             self._cond.notify_all()
                     elif drop:
                         self.clones.drop(drop, conn=admin)
-        except BaseException as exc:  # reported to the next take(), which makes its own
+        except BaseException as exc:  # this maker stops; take() makes its own from now on
             with self._cond:
                 self._error = exc
                 self._cond.notify_all()
@@ -98,18 +125,17 @@ class Pool:
 
         start = time.perf_counter()
         with self._cond:
-            while not self._ready and self._error is None and self.size and self._threads:
+            while not self._ready and self.size and any(thread.is_alive() for thread in self._threads):
                 self._cond.wait(timeout=1.0)
             lease = self._ready.popleft() if self._ready else None
             self._cond.notify_all()
         if lease is None:
-            if self._error is not None:
-                raise self._error
-            clone = self.clones.create(self.role)
-            lease = Lease(clone, clone.connect())
+            # None ready: the pool is off (size 0) or its makers stopped (their error is kept,
+            # for close()); this test's clone is made here, and fails here if it must.
+            lease = self._make()
         if role and role != self.role:
             lease.conn.close()
-            lease = Lease(Clone(lease.clone.name, lease.clone.endpoint, role), None)
+            lease = Lease(Clone(lease.clone.name, lease.clone.endpoint, role, lease.clone.passfile), None)
         lease.waited_s = time.perf_counter() - start
         return lease
 
@@ -125,7 +151,8 @@ class Pool:
         self.clones.drop(lease.clone.name)
 
     def close(self) -> list[str]:
-        """Stop the thread; drop the ready clones and every other clone of this process."""
+        """Stop the threads; drop every clone this pool made (ready, taken, given back), and
+        only those: another pool of this process keeps its own."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -135,7 +162,12 @@ class Pool:
             if lease.conn is not None:
                 lease.conn.close()
         self._ready.clear()
-        return self.clones.drop_all(mine_only=True)
+        dropped = []
+        if self._made:
+            with self.clones._admin() as admin:
+                dropped = [name for name in sorted(self._made) if self.clones.drop(name, conn=admin)]
+        self._made.clear()
+        return dropped
 
     def __enter__(self) -> "Pool":
         return self.start()

@@ -47,6 +47,7 @@ def _option(config, name: str):
     return value if value is not None else config.getini(f"localenv_{name}")
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have had their say
 def pytest_collection_modifyitems(session, config, items) -> None:
     """How many of the tests want a clone: the pool's size when none is given. Under xdist each
     worker collects them all and runs its share."""
@@ -74,7 +75,8 @@ def product_change_databases(request):
     from localenv.api import databases
 
     config = request.config
-    with databases(pool_size=_pool_size(config), server=_option(config, "server")) as dbs:
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
+    with databases(pool_size=_pool_size(config), server=_option(config, "server"), sharing=workers) as dbs:
         yield dbs
 
 

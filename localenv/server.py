@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import EnvironmentProblem, InputError
@@ -15,28 +16,36 @@ MODES = ("auto", "localenv", "embedded")
 
 
 def running_localenv(settings, manifests, progress=None):
-    """localenv's running target for this home (native, or docker with LOCALENV_BACKEND=docker),
-    else None."""
-    backend_name = os.environ.get("LOCALENV_BACKEND", "native")
-    if backend_name == "docker":
-        from localenv.docker_backend import DockerBackend
+    """localenv's running target for this home, else None: the native backend's, or the docker
+    backend's where this home has used it (LOCALENV_BACKEND=docker looks there first). Looking
+    makes nothing: a home never brought up stays as it is."""
+    from localenv.docker_backend import DockerBackend
+    from localenv.native_backend import NativeBackend
 
-        backend = DockerBackend(settings, manifests, progress)
-    else:
-        from localenv.native_backend import NativeBackend
+    order = [DockerBackend, NativeBackend] if os.environ.get("LOCALENV_BACKEND") == "docker" else \
+        [NativeBackend, DockerBackend]
+    for kind in order:
+        backend = kind(settings, manifests, progress)
+        if not backend.workdir.is_dir():  # never up with this backend in this home
+            continue
+        try:
+            return backend.running_target()
+        except EnvironmentProblem:
+            continue
+    return None
 
-        backend = NativeBackend(settings, manifests, progress)
-        if not backend.workdir.is_dir():  # never up in this home; looking must not make it
-            return None
-    try:
-        return backend.running_target()
-    except EnvironmentProblem:
-        return None
+
+@dataclass(frozen=True)
+class SessionServer:
+    target: object
+    where: str             # which server, for a report's header
+    passfile: str | None   # a pgpass (0600) with the accounts' passwords for it
 
 
 @contextmanager
-def session_server(mode: str = "auto", progress=None, home=None):
-    """Yield (target, where): where says which server it is, for the report header."""
+def session_server(mode: str = "auto", progress=None, home=None, room: int = 0):
+    """localenv's server (auto, localenv) or a throwaway embedded one (auto when none is up,
+    embedded): room is what the clones will take, for choosing where the throwaway keeps them."""
     from conformance import manifests as loader
     from conformance.targets.native import NativeTarget
     from localenv.settings import Settings
@@ -48,25 +57,34 @@ def session_server(mode: str = "auto", progress=None, home=None):
     if mode in ("auto", "localenv"):
         target = running_localenv(settings, manifests, progress)
         if target is not None:
-            yield target, f"localenv's server on {target.host}:{target.port} ({settings.home})"
+            passfile = str(settings.pgpass) if settings.pgpass.is_file() else None
+            yield SessionServer(target, f"localenv's server on {target.host}:{target.port} ({settings.home})",
+                                passfile)
             return
         if mode == "localenv":
             raise EnvironmentProblem(f"no localenv server is running for {settings.home}. Fix: localenv up")
-    scratch = memory_scratch()
+    scratch = memory_scratch(room)
     with NativeTarget(manifests, progress=progress, scratch=scratch) as target:
+        from localenv.backend import logins
+        from localenv.connection import Endpoint, write_pgpass
+
+        passfile = target.workdir / "pgpass"
+        write_pgpass(Endpoint(target.host, target.port, logins(manifests)), passfile)
         where = f"a throwaway embedded server on {target.host}:{target.port}"
-        yield target, where + (f", its data in memory ({scratch})" if scratch else "")
+        yield SessionServer(target, where + (f", its data in memory ({scratch})" if scratch else ""), str(passfile))
 
 
 # A throwaway server's data is disposable: in memory it costs no disk writes, and a clone is
 # a copy of some 300 files (measured here: 15 ms in /dev/shm, up to 280 ms on a busy disk).
 MEMORY_FS = Path("/dev/shm")
-MEMORY_NEEDED = 1024 * 1024 * 1024  # the server, its template and a full pool of clones (32 of 8 MB), with room
+SERVER_ROOM = 256 * 1024 * 1024  # the server itself and its template, with room
+CLONE_ROOM = 8 * 1024 * 1024     # one clone: a copy of the template
 
 
-def memory_scratch() -> Path | None:
-    """/dev/shm where it is a writable memory file system with room; else None (the disk).
-    LOCALENV_SCRATCH names another folder, or "disk" for the default temporary folder."""
+def memory_scratch(room: int = 0) -> Path | None:
+    """/dev/shm where it is a writable memory file system with room for the server and `room`
+    more (the clones); else None (the disk). LOCALENV_SCRATCH names another folder, or "disk"
+    for the default temporary folder."""
     chosen = os.environ.get("LOCALENV_SCRATCH")
     if chosen:
         return None if chosen == "disk" else Path(chosen)
@@ -74,6 +92,6 @@ def memory_scratch() -> Path | None:
         stat = os.statvfs(MEMORY_FS)
     except OSError:
         return None
-    if not os.access(MEMORY_FS, os.W_OK) or stat.f_bavail * stat.f_frsize < MEMORY_NEEDED:
+    if not os.access(MEMORY_FS, os.W_OK) or stat.f_bavail * stat.f_frsize < SERVER_ROOM + room:
         return None
     return MEMORY_FS

@@ -89,8 +89,11 @@ class PytestPostgresql:
     def take(self) -> Taken:
         dbname = f"pc_bench_ppg_{secrets.token_hex(4)}"
         janitor = self._janitor(**self.base, dbname=dbname, template_dbname=self.template)
-        janitor.init()
-        conn = psycopg.connect(dbname=dbname, **self.base)
+        try:
+            janitor.init()
+            conn = psycopg.connect(dbname=dbname, **self.base)
+        except psycopg.Error as exc:  # its frames' arguments hold the password: not in pytest's output
+            raise RuntimeError(f"pytest-postgresql's way failed: {' '.join(str(exc).split())}") from None
         return Taken(conn, janitor)
 
     def give_back(self, taken: Taken) -> None:

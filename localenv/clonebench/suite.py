@@ -27,8 +27,8 @@ THEIRS = textwrap.dedent('''
     from localenv.clonebench.cases import body
 
     pc_noproc = factories.postgresql_noproc(host=os.environ["BENCH_HOST"], port=int(os.environ["BENCH_PORT"]),
-                                            user=os.environ["BENCH_USER"], password=os.environ["BENCH_PASSWORD"],
-                                            dbname="pc_bench_suite", load=[load_schema])
+                                            user=os.environ["BENCH_USER"], dbname="pc_bench_suite",
+                                            load=[load_schema])  # the password: PGPASSFILE
     postgresql = factories.postgresql("pc_noproc")
 
     @pytest.mark.parametrize("i", range({n}))
@@ -75,5 +75,6 @@ def run(kind: str, tests: int, workers: int, folder: Path, env: dict) -> float:
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         (folder / "failed.log").write_text(proc.stdout + proc.stderr)
-        raise RuntimeError(f"the {kind} suite failed ({folder / 'failed.log'}): {(proc.stdout + proc.stderr)[-800:]}")
+        tail = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(("E ", "FAILED", "ERROR"))]
+        raise RuntimeError(f"the {kind} suite failed (its output: {folder / 'failed.log'}): {' | '.join(tail[-3:])}")
     return seconds

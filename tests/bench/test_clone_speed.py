@@ -94,8 +94,10 @@ def test_suite_wall_time(benchmark, laptop, target, kind, workers):
     if kind == "pytest-postgresql":
         pytest.importorskip("pytest_postgresql", reason="nox -s clones-bench installs pytest-postgresql 10")
     info = target.conninfo("superuser")
+    # The superuser's password reaches the suite through localenv's pgpass, never as a value
+    # here: pytest shows a failed test's arguments.
     env = {"LOCALENV_HOME": str(laptop.home), "LOCALENV_PORT": str(laptop.port), "BENCH_HOST": info["host"],
-           "BENCH_PORT": str(info["port"]), "BENCH_USER": info["user"], "BENCH_PASSWORD": info["password"]}
+           "BENCH_PORT": str(info["port"]), "BENCH_USER": info["user"], "PGPASSFILE": str(laptop.home / "pgpass")}
     folder = Path(tempfile.mkdtemp(prefix="pc-clonebench-"))
     benchmark.extra_info.update(tests=TESTS, workers=workers, kind=kind)
     seconds = benchmark.pedantic(suite.run, args=(kind, TESTS, workers, folder, env), rounds=1, iterations=1)

@@ -39,6 +39,7 @@ BUILDING = "_building"
 # pg_advisory_lock's key for templates: "PCDB" in ASCII, a number no other tool here uses.
 LOCK_KEY = 0x50434442
 DEFAULT_TTL = timedelta(hours=24)
+SWEEP_WAIT_S = 5  # how long a sweep waits for the makers to let it judge ownerless clones
 KEEP_TEMPLATES = 3  # this schema's and the two newest others (other checkouts on the same server)
 
 
@@ -317,6 +318,20 @@ class Clones:
                 out.append(sql.SQL("{} SET {} TO {}").format(scope, sql.Identifier(key), sql.Literal(value)))
         return out
 
+    @staticmethod
+    def _exclusive_within(conn, seconds: float) -> bool:
+        """The exclusive lock, waiting up to seconds: a maker holds the shared one for the few
+        milliseconds between CREATE DATABASE and its comment, and a killed maker's session ends
+        a moment after its process (the server notices the closed connection)."""
+        conn.execute(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            return True
+        except psycopg.errors.LockNotAvailable:
+            return False
+        finally:
+            conn.execute("RESET lock_timeout")
+
     def list(self) -> list[CloneInfo]:
         with self._admin() as conn:
             rows = conn.execute("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
@@ -363,7 +378,7 @@ class Clones:
             # Clones without an owner yet are being made, or were by a process killed half-way:
             # only the exclusive lock (no maker between CREATE and its comment) tells which.
             unowned = [i for i in infos if not i.owner]
-            exclusive = bool(unowned) and conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
+            exclusive = bool(unowned) and self._exclusive_within(conn, SWEEP_WAIT_S)
             try:
                 if exclusive:
                     unowned = [i for i in self.list() if not i.owner]  # as they are now, under the lock

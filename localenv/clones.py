@@ -369,27 +369,26 @@ class Clones:
                         dropped.append(info.name)
         return dropped
 
-    def sweep(self, now: datetime | None = None) -> list[str]:
+    def sweep(self, now: datetime | None = None, wait_s: float = SWEEP_WAIT_S) -> list[str]:
         """Drop the clones whose owner process is gone or that are older than the limit."""
         now = now or datetime.now(timezone.utc)
         gone = []
         with self._admin() as conn:
-            infos = self.list()
-            # Clones without an owner yet are being made, or were by a process killed half-way:
-            # only the exclusive lock (no maker between CREATE and its comment) tells which.
-            unowned = [i for i in infos if not i.owner]
-            exclusive = bool(unowned) and self._exclusive_within(conn, SWEEP_WAIT_S)
+            # A clone without an owner yet is being made, or was by a process killed half-way:
+            # only under the exclusive lock (no maker between CREATE DATABASE and its comment)
+            # is it known to be a killed maker's. The lock is taken before listing, always: a
+            # killed maker's session may still be inside its CREATE DATABASE, whose clone no
+            # listing shows until it commits (CI saw one appear after an earlier listing).
+            exclusive = self._exclusive_within(conn, wait_s)
             try:
-                if exclusive:
-                    unowned = [i for i in self.list() if not i.owner]  # as they are now, under the lock
-                for info in infos:
-                    if info.owner == self.owner or not info.owner:
+                for info in self.list():
+                    if info.owner == self.owner:
                         continue
-                    if not info.owner_alive or info.age(now) > info.ttl:
-                        if self._drop(conn, info.name):
-                            gone.append(info.name)
-                for info in unowned if exclusive else ():
-                    if self._drop(conn, info.name):
+                    if not info.owner:
+                        doomed = exclusive
+                    else:
+                        doomed = not info.owner_alive or info.age(now) > info.ttl
+                    if doomed and self._drop(conn, info.name):
                         gone.append(info.name)
             finally:
                 if exclusive:

@@ -174,11 +174,45 @@ def test_a_clone_being_made_is_never_swept_but_a_killed_makers_is(server):
     with psycopg.connect(**server.conninfo("superuser", dbname="postgres"), autocommit=True) as maker:
         maker.execute(f"CREATE DATABASE {half}")
         maker.execute("SELECT pg_advisory_lock_shared(%s)", (LOCK_KEY,))  # a maker at work
-        assert half not in Clones(server).sweep()
+        assert half not in Clones(server).sweep(wait_s=0.2)
         assert databases(server, CLONE_PREFIX) == [half]
         maker.execute("SELECT pg_advisory_unlock_shared(%s)", (LOCK_KEY,))  # it was killed
         assert Clones(server).sweep() == [half]
     assert databases(server, CLONE_PREFIX) == []
+
+
+@pytest.mark.live
+def test_a_sweep_sees_the_clone_a_killed_makers_session_was_still_creating(server):
+    """A maker killed inside CREATE DATABASE leaves its session running until the statement
+    ends; the clone shows in no listing before that. A sweep that listed first, found nothing
+    ownerless and skipped the lock left it behind (CI, test_a_failed_or_killed_session_...)."""
+    import threading
+
+    from localenv.clones import LOCK_KEY
+
+    half = f"{CLONE_PREFIX}latemade"
+    swept: list = []
+    with psycopg.connect(**server.conninfo("superuser", dbname="postgres"), autocommit=True) as maker:
+        maker.execute("SELECT pg_advisory_lock_shared(%s)", (LOCK_KEY,))  # the session is in its CREATE
+        sweeper = threading.Thread(target=lambda: swept.extend(Clones(server, owner="someone/else").sweep(wait_s=60)))
+        sweeper.start()
+        try:
+            with psycopg.connect(**server.conninfo("superuser", dbname="postgres"), autocommit=True) as watch:
+                deadline = time.monotonic() + 60
+                while not watch.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                                        "AND mode = 'ExclusiveLock'").fetchone() and time.monotonic() < deadline \
+                        and sweeper.is_alive():
+                    time.sleep(0.05)  # polling the server's lock table: the sweep is queued behind the maker
+            maker.execute(f"CREATE DATABASE {half}")  # committed only now, after the sweep began
+            maker.execute("SELECT pg_advisory_unlock_shared(%s)", (LOCK_KEY,))  # the session ends
+        finally:
+            sweeper.join(timeout=90)
+    try:
+        assert swept == [half]
+        assert databases(server, CLONE_PREFIX) == []
+    finally:
+        with psycopg.connect(**server.conninfo("superuser", dbname="postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {half}")
 
 
 @pytest.mark.live

@@ -68,11 +68,8 @@ class Endpoint:
                          for k, v in self.variables(role, pgpass, with_password).items())
 
     def pgpass_text(self) -> str:
-        def esc(value: str) -> str:
-            return value.replace("\\", "\\\\").replace(":", "\\:")
-
         # Every database of this server: the dev database, postgres, and the clones (localenv clone).
-        return "".join(f"{self.host}:{self.port}:*:{esc(l.user)}:{esc(l.password)}\n" for l in self.logins)
+        return "".join(pgpass_line(self.host, self.port, l.user, l.password) for l in self.logins)
 
     def describe(self, pgpass: Path) -> str:
         """What `up` prints: per account its URLs, then the app account's exports. No passwords."""
@@ -87,6 +84,14 @@ class Endpoint:
         lines.append("")
         lines.append('  with passwords: eval "$(python -m localenv env [--as app|admin|readonly])"')
         return "\n".join(lines)
+
+
+def pgpass_line(host: str, port: int | str, user: str, password: str, database: str = "*") -> str:
+    """One line of a pgpass file, its fields escaped as libpq reads them (\\ and :)."""
+    def esc(value) -> str:
+        return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+    return f"{esc(host)}:{port}:{esc(database)}:{esc(user)}:{esc(password)}\n"
 
 
 def write_pgpass(endpoint: Endpoint, path: Path) -> None:

@@ -7,6 +7,7 @@ CLONEBENCH_TESTS sets the number of tests per way (default 200)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -93,20 +94,28 @@ def test_time_to_a_ready_database(benchmark, target, way):
 def test_suite_wall_time(benchmark, laptop, target, kind, workers):
     if kind == "pytest-postgresql":
         pytest.importorskip("pytest_postgresql", reason="nox -s clones-bench installs pytest-postgresql 10")
+    from localenv.connection import pgpass_line
+
     info = target.conninfo("superuser")
-    # The superuser's password reaches the suite through localenv's pgpass, never as a value
-    # here: pytest shows a failed test's arguments.
-    env = {"LOCALENV_HOME": str(laptop.home), "LOCALENV_PORT": str(laptop.port), "BENCH_HOST": info["host"],
-           "BENCH_PORT": str(info["port"]), "BENCH_USER": info["user"], "PGPASSFILE": str(laptop.home / "pgpass")}
     folder = Path(tempfile.mkdtemp(prefix="pc-clonebench-"))
+    # The superuser's password reaches the suite through a pgpass of this run (localenv's holds
+    # the accounts only), never as a value here: pytest shows a failed test's arguments.
+    passfile = folder / "pgpass"
+    passfile.touch(mode=0o600)
+    passfile.write_text(pgpass_line(info["host"], info["port"], info["user"], info["password"]))
+    env = {"LOCALENV_HOME": str(laptop.home), "LOCALENV_PORT": str(laptop.port), "BENCH_HOST": info["host"],
+           "BENCH_PORT": str(info["port"]), "BENCH_USER": info["user"], "PGPASSFILE": str(passfile)}
     benchmark.extra_info.update(tests=TESTS, workers=workers, kind=kind)
-    seconds = benchmark.pedantic(suite.run, args=(kind, TESTS, workers, folder, env), rounds=1, iterations=1)
+    try:
+        seconds = benchmark.pedantic(suite.run, args=(kind, TESTS, workers, folder, env), rounds=1, iterations=1)
+    finally:
+        passfile.unlink()
+    shutil.rmtree(folder)  # kept with the suite's output when it failed
     assert seconds > 0  # suite.run raises when the suite failed
 
 
 def _write_files(folder: Path, count: int = 300, size: int = 25_000) -> None:
     """About what CREATE DATABASE copies: a template's 300 files, 7.5 MB."""
-    import shutil
 
     target = Path(tempfile.mkdtemp(prefix="pc-files-", dir=folder))
     try:

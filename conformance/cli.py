@@ -12,14 +12,12 @@ import signal
 import sys
 from pathlib import Path
 
+from conformance.drills.names import CONFIGS, FAULTS
 from conformance.errors import EnvironmentProblem, InputError, NothingChecked
 from conformance.pg.binaries import major_argument
 from conformance.report import FORMATS, render
+from conformance.runbooks.model import BOOKS
 from conformance.results import Status
-
-# The drills' faults (conformance.drills.campaign.FAULTS), named here so --help lists them
-# without importing the drills.
-FAULT_NAMES = ("process-kill", "init-kill", "backup-kill", "pid-file", "power-cut")
 
 
 def _count(text: str) -> int:
@@ -27,10 +25,6 @@ def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
     return int(text)
-
-# The runbooks `runbook` prints (conformance.runbooks.books.BOOKS, kept here so that --help
-# needs no import of them).
-RUNBOOKS = ("apply", "restore", "upgrade", "rollback", "retire-claim", "node-crash", "snapshot", "from-v1")
 
 
 def _default_manifests() -> Path:
@@ -121,13 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="process kills per configuration (overrides --quick's and the default's)")
     drills.add_argument("--cuts", type=_count, default=None, metavar="N",
                         help="power cuts per configuration; 30 with none lost bounds the rate under 10%%")
-    drills.add_argument("--faults", default=",".join(FAULT_NAMES), metavar="LIST",
-                        help=f"which faults, comma-separated (default all: {','.join(FAULT_NAMES)})")
+    drills.add_argument("--faults", default=",".join(FAULTS), metavar="LIST",
+                        help=f"which faults, comma-separated (default all: {','.join(FAULTS)})")
     drills.add_argument("--pg-major", type=major_argument, default=None,
                         help="drill PostgreSQL N with its manifests (upgrade/pgN) instead of the plan's 14")
-    drills.add_argument("--configs", default="durable,plan", metavar="LIST",
+    drills.add_argument("--configs", default=",".join(CONFIGS), metavar="LIST",
                         help="configurations, comma-separated: durable, plan, or one dev setting off alone "
-                             "(fsync=off, synchronous_commit=off, full_page_writes=off); default durable,plan")
+                             f"(fsync=off, synchronous_commit=off, full_page_writes=off); default {','.join(CONFIGS)}")
     drills.add_argument("--no-power", action="store_true", help="leave out the power cuts (no qemu)")
     drills.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
     _allow_skip(drills)
@@ -148,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     rehearsal.add_argument("--manifests", type=Path, default=_default_manifests())
     runbook = sub.add_parser("runbook", help="print a runbook for the manifests of a major: the exact commands, "
                                              "as a script (default) or markdown")
-    runbook.add_argument("name", nargs="?", choices=RUNBOOKS, help="which runbook")
+    runbook.add_argument("name", nargs="?", choices=BOOKS, help="which runbook")
     runbook.add_argument("--pg-major", type=major_argument, default=None,
                          help="the major the cluster runs (default: the plan's 14)")
     runbook.add_argument("--from", dest="from_major", type=major_argument, default=None,
@@ -329,10 +323,9 @@ def cmd_bench(args) -> int:
 def cmd_drills(args) -> int:
     from conformance.drills import command
 
-    faults = command.parse_faults(args.faults)
     return command.run(args.manifests, args.target, quick=args.quick, kills=args.kills, cuts=args.cuts,
-                       faults=faults, power=not args.no_power, pg_major=args.pg_major, output=args.output,
-                       allow_skip=args.allow_skip, configs=tuple(n.strip() for n in args.configs.split(",") if n.strip()),
+                       faults=command.parse_faults(args.faults), power=not args.no_power, pg_major=args.pg_major,
+                       output=args.output, allow_skip=args.allow_skip, configs=command.parse_configs(args.configs),
                        progress=lambda m: print(f"[drills] {m}", file=sys.stderr, flush=True))
 
 
@@ -434,7 +427,7 @@ def cmd_runbook(args) -> int:
             print(f"wrote {path}")
         return 0
     if args.name is None:
-        raise InputError(f"runbook: name one of {', '.join(RUNBOOKS)} (or --docs)")
+        raise InputError(f"runbook: name one of {', '.join(BOOKS)} (or --docs)")
     book = build(args.name, root, major=args.pg_major, to_major=args.to_major, from_major=args.from_major,
                  dump_file=args.dump)
     sys.stdout.write(render.script(book) if args.format == "sh" else render.markdown(book))

@@ -102,7 +102,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def status(self) -> Status: ...
 
-
     @abc.abstractmethod
     def log_files(self) -> list[Path]: ...
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -105,7 +104,9 @@ class Clone:
 
 def connect(info: dict, **kwargs) -> psycopg.Connection:
     """psycopg.connect, its failure one line without the connection's arguments: a traceback
-    through psycopg's own frame would show the password in pytest's output."""
+    through psycopg's own frame would show the password in pytest's output, and so would this
+    frame (its argument holds it): pytest leaves it out of tracebacks."""
+    __tracebackhide__ = True
     try:
         return psycopg.connect(**info, **kwargs)
     except psycopg.OperationalError as exc:
@@ -149,6 +150,7 @@ class Clones:
         self.owner = owner or this_process()
         self.ttl = ttl
         self.key = template_key(self.manifests)
+        self._ensured = False  # ensure_template ran: the template existed then
 
     @property
     def template(self) -> str:
@@ -163,9 +165,13 @@ class Clones:
     def ensure_template(self) -> str:
         """The template of the checkout's schema, built if it is not there yet (once per
         schema: concurrent callers wait for the one that builds); templates of other schemas
-        are dropped."""
+        are dropped. Checked once per instance: create() finds a template that went since under
+        its lock, and says so."""
+        if self._ensured:
+            return self.template
         with self._admin() as conn:
             if self._complete(conn, self.template):
+                self._ensured = True
                 return self.template
             conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
             try:
@@ -174,6 +180,7 @@ class Clones:
                 self._drop_old_templates(conn)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        self._ensured = True
         return self.template
 
     def _drop_old_templates(self, conn) -> None:
@@ -235,6 +242,7 @@ class Clones:
 
     def drop_templates(self) -> list[str]:
         """Every template (and half-built one) on the server; none is rebuilt meanwhile."""
+        self._ensured = False
         with self._admin() as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
             try:
@@ -360,13 +368,13 @@ class Clones:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         return True
 
-    def drop_all(self, mine_only: bool = False) -> list[str]:
+    def drop_all(self) -> list[str]:
+        """Every clone on the server, whoever made it (localenv drop --all, upgrade)."""
         dropped = []
         with self._admin() as conn:
             for info in self.list():
-                if not mine_only or info.owner == self.owner:
-                    if self._drop(conn, info.name):
-                        dropped.append(info.name)
+                if self._drop(conn, info.name):
+                    dropped.append(info.name)
         return dropped
 
     def sweep(self, now: datetime | None = None, wait_s: float = SWEEP_WAIT_S) -> list[str]:
@@ -395,9 +403,3 @@ class Clones:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         return gone
 
-
-def timed(func, *args, **kwargs):
-    """(result, seconds): for the progress lines and the benchmark."""
-    start = time.perf_counter()
-    result = func(*args, **kwargs)
-    return result, time.perf_counter() - start

@@ -302,6 +302,28 @@ TINY = textwrap.dedent('''
 ''')
 
 
+def test_a_failed_connection_shows_no_password_in_pytest_output(tmp_path):
+    """pytest prints the arguments of a failing traceback's frames: the connection's dict (its
+    password) must be in none of them."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    (tmp_path / "test_connect.py").write_text(textwrap.dedent(f'''
+        import os
+
+        from localenv.clones import connect
+
+        def test_connect():
+            connect({{"host": "127.0.0.1", "port": {port}, "user": "u", "password": os.environ["SECRET"],
+                     "dbname": "d", "connect_timeout": 5}})
+    '''))
+    proc = _pytest(tmp_path, "-l", "--tb=long", "-p", "no:localenv", env={"SECRET": "S3CRETPW"})
+    assert proc.returncode == 1 and "cannot connect as u@127.0.0.1" in proc.stdout, proc.stdout[-2000:]
+    assert "S3CRETPW" not in proc.stdout + proc.stderr
+
+
 def _pytest(folder: Path, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=folder,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
@@ -315,7 +337,9 @@ def test_the_plugin_in_a_project_outside_this_one(tmp_path, localenv, workers):
     localenv.run("up")
     (tmp_path / "test_tiny.py").write_text(TINY)
     seen = tmp_path / "seen.txt"
-    proc = _pytest(tmp_path, *workers, env={"LOCALENV_HOME": str(localenv.home), "CLONES_SEEN": str(seen)})
+    # --localenv-server localenv: localenv's server or an error, never a throwaway one instead.
+    proc = _pytest(tmp_path, *workers, "--localenv-server", "localenv",
+                   env={"LOCALENV_HOME": str(localenv.home), "CLONES_SEEN": str(seen)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "8 passed" in proc.stdout
     names = seen.read_text().split()
@@ -382,11 +406,12 @@ def test_a_failed_or_killed_session_leaves_no_clone(tmp_path, localenv):
             time.sleep(600)
     '''))
     env = {"LOCALENV_HOME": str(localenv.home), "READY": str(tmp_path / "ready")}
-    failed = _pytest(tmp_path, "-k", "not hangs", env=env)
+    failed = _pytest(tmp_path, "-k", "not hangs", "--localenv-server", "localenv", env=env)
     assert failed.returncode == 1 and "a failing test" in failed.stdout
     assert json.loads(localenv.run("clones", "--json").stdout) == []
 
-    killed = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "hangs"],
+    killed = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "hangs",
+                               "--localenv-server", "localenv"],
                               cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:

@@ -236,19 +236,66 @@ def test_the_report_gives_bounds_and_warns_on_small_samples(tmp_path):
     assert "Node crashes a month, as measured" in text and "Assumed, not measured" in text
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--faults", "nope"], "--faults 'nope': unknown nope; choose from process-kill"),
-    (["--faults", ","], "none named"),
-    (["--kills", "0", "--faults", "process-kill"], "no fault left to drill"),
-    (["--cuts", "-1"], "'-1': a whole number, 0 or more"),
+@pytest.mark.parametrize("argv,code,message", [
+    (["--faults", "nope"], 2, "--faults 'nope': unknown nope; choose from process-kill"),
+    (["--faults", ","], 2, "--faults ',': none named"),
+    (["--configs", ","], 2, "--configs ',': none named"),
+    (["--configs", "nope"], 2, "--configs: no configuration nope"),
+    (["--kills", "0", "--faults", "process-kill"], 3, "no fault left to drill"),
+    (["--cuts", "-1"], 2, "'-1': a whole number, 0 or more"),
 ])
-def test_drills_command_line_errors_are_one_line(argv, message):
+def test_drills_command_line_errors_are_one_line(argv, code, message):
+    """2: the input cannot be used; 3: nothing was left to check."""
     import subprocess
     import sys
 
     proc = subprocess.run([sys.executable, "-m", "conformance", "drills", "--no-power", *argv], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode in (2, 3) and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == code and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def _drill(*trials):
+    from conformance.drills.campaign import Drill
+
+    return Drill("native", runner.QUICK, trials=list(trials))
+
+
+def _trial(config, fault, **kw):
+    return runner.Trial(config, fault, 1, acked=100, **kw)
+
+
+@pytest.mark.parametrize("trials,drilled,code,said", [
+    # every judged trial back, the plan losing its last commits to a kill: its accepted risk
+    ([_trial("durable", runner.PROCESS_KILL), _trial("plan", runner.PROCESS_KILL, lost=3)], ["process-kill"], 0, ""),
+    # a fault asked for whose every trial missed was not drilled
+    ([_trial("plan", runner.PROCESS_KILL), _trial("plan", runner.BACKUP_KILL, missed=True)],
+     ["process-kill", "backup-kill"], 1, "error: backup-kill: no trial judged"),
+    # the durable baseline losing an acknowledged commit is a defect, not a risk taken
+    ([_trial("durable", runner.PROCESS_KILL, lost=1)], ["process-kill"], 1, "damage no configuration accepts"),
+    # a killed backup that cost a dump, in any configuration
+    ([_trial("plan", runner.BACKUP_KILL, corrupt=True)], ["backup-kill"], 1, "damage no configuration accepts"),
+    ([_trial("plan", runner.POWER_CUT, recovered=False)], ["power-cut"], 1, "did not come back by itself"),
+    ([_trial("plan", runner.POWER_CUT), _trial("plan", runner.INIT_KILL, failed="the VM died")],
+     ["power-cut", "init-kill"], 1, "not judged: the VM died"),
+])
+def test_the_drills_verdict(trials, drilled, code, said):
+    from conformance.drills import command
+
+    got, lines = command.verdict(_drill(*trials), drilled)
+    assert got == code and (said in "\n".join(lines) if said else lines == []), lines
+
+
+def test_a_drill_that_judged_nothing_checked_nothing():
+    from conformance.drills import command
+    from conformance.errors import NothingChecked
+
+    with pytest.raises(NothingChecked):
+        command.verdict(_drill(_trial("plan", runner.BACKUP_KILL, missed=True)), ["backup-kill"])
+    got, lines = command.verdict(_drill(_trial("plan", runner.PROCESS_KILL), _trial("plan", runner.BACKUP_KILL,
+                                                                                        missed=True)),
+                                 ["process-kill", "backup-kill"], allow_skip=True)
+    assert got == 0 and lines == ["skipped: backup-kill: no trial judged (missed, not judged, or not drilled: "
+                                  "see the report)"]
 
 
 @pytest.mark.parametrize("said,refused", [

@@ -144,18 +144,18 @@ def test_every_test_asserts_something():
     assert silent == [], "tests with no assertion, no pytest.raises and no helper that asserts:\n" + "\n".join(silent)
 
 
+def _cannot_fail(node: ast.Assert) -> bool:
+    """`assert <true constant>` or `assert ... or <true constant>`."""
+    test = node.test
+    constant_true = isinstance(test, ast.Constant) and bool(test.value)
+    or_true = isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or) and any(
+        isinstance(v, ast.Constant) and bool(v.value) for v in test.values)
+    return constant_true or or_true
+
+
 def test_no_assertion_that_cannot_fail():
-    found = []
-    for path, tree in TREES:
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Assert):
-                continue
-            test = node.test
-            constant_true = isinstance(test, ast.Constant) and bool(test.value)
-            or_true = isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or) and any(
-                isinstance(v, ast.Constant) and bool(v.value) for v in test.values)
-            if constant_true or or_true:
-                found.append(f"{path.relative_to(TESTS.parent)}:{node.lineno}: {ast.unparse(node)}")
+    found = [f"{path.relative_to(TESTS.parent)}:{node.lineno}: {ast.unparse(node)}"
+             for path, tree in TREES for node in ast.walk(tree) if isinstance(node, ast.Assert) and _cannot_fail(node)]
     assert found == [], "\n".join(found)
 
 
@@ -170,18 +170,23 @@ def test_tests_that_start_a_server_carry_the_live_marker():
     assert unmarked == [], "tests that start a server without @pytest.mark.live:\n" + "\n".join(unmarked)
 
 
-@pytest.mark.parametrize("source,rule", [
-    ("def test_x():\n    x = 1\n", "no assertion"),
-    ("def test_x():\n    assert f() or " + "True\n", "or-ed with a constant"),
-    ("def test_x():\n    assert True\n", "assert True"),
+# The samples are built from pieces: written whole, they would be what the repository's own
+# searches for such assertions find (issue 23: a grep for them must come back empty).
+@pytest.mark.parametrize("source,caught", [
+    ("def test_x():\n    x = 1\n", False),
+    ("def test_x():\n    assert f() or " + "True\n", True),
+    ("def test_x():\n    assert " + "True\n", True),
+    ("def test_x():\n    assert " + "'a message'\n", True),
+    ("def test_x():\n    assert f() or g()\n", False),
+    ("def test_x():\n    assert f() and " + "True\n", False),
 ])
-def test_the_guards_catch_what_they_guard(source, rule):
+def test_the_guards_catch_what_they_guard(source, caught):
+    """The guards' own predicates, on a test of each kind and on tests they must let pass."""
     tree = ast.parse(source)
     (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    if rule == "no assertion":
-        assert not _asserts_directly(node)
+    asserts = [n for n in ast.walk(node) if isinstance(n, ast.Assert)]
+    if not asserts:
+        assert not _asserts_directly(node)  # caught by test_every_test_asserts_something
     else:
-        (check,) = [n for n in ast.walk(tree) if isinstance(n, ast.Assert)]
-        test = check.test
-        assert (isinstance(test, ast.Constant) and test.value) or (
-            isinstance(test, ast.BoolOp) and any(isinstance(v, ast.Constant) and v.value for v in test.values))
+        assert _asserts_directly(node)
+        assert any(_cannot_fail(a) for a in asserts) is caught

@@ -277,3 +277,44 @@ def test_the_restore_drill_natively():
 @pytest.mark.skipif(NO_DOCKER is not None, reason=f"needs Docker: {NO_DOCKER}")
 def test_the_restore_drill_in_docker(client, images):
     _assert_drill("docker")
+
+
+@pytest.mark.parametrize("kubectl,retired", [
+    ('echo "postgres:18.1-bookworm"', True),              # another major runs: the claim may go
+    ('echo "$SAME"', False),                              # the claim's own major still runs
+    ("echo ''", False),                                   # no such container: no answer
+    ('echo "the server is unreachable" >&2; return 1', False),  # no answer at all
+])
+def test_retire_claim_goes_on_only_when_another_image_is_seen(tmp_path, kubectl, retired):
+    """The retire-claim runbook's first step, with kubectl stood in: a failed or empty read of
+    what the StatefulSet runs stops the runbook (it used to pass, and the claim was deleted next)."""
+    from conformance.runbooks import shell
+
+    book = books.build("retire-claim", ROOT, major=14)
+    script = tmp_path / "step.sh"
+    script.write_text("\n".join([
+        "set -euo pipefail", *shell.assignments(book.facts), shell.FUNCTIONS,
+        f"kubectl() {{ {kubectl}; }}", f"SAME={book.facts.image}", book.steps[0].commands[0]]) + "\n")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30)
+    assert (proc.returncode == 0) is retired, proc.stdout + proc.stderr
+    assert retired or "runbook: " in proc.stderr
+
+
+@pytest.mark.live
+def test_the_writers_count_leaves_out_the_session_asking():
+    """In v1.0 the app account itself counts the app account's sessions: its own one is no writer."""
+    import psycopg
+
+    from conformance import manifests
+    from conformance.live.runner import apply_schema
+    from conformance.runbooks import shell
+    from conformance.targets.native import NativeTarget
+
+    facts = books.build("restore", ROOT, major=14).facts
+    with NativeTarget(manifests.load(ROOT / "manifests")) as target:
+        apply_schema(target)
+        count = shell.sessions_sql(facts.app_user)
+        with psycopg.connect(**target.conninfo("app"), autocommit=True) as asking:
+            assert asking.execute(count).fetchone()[0] == 0
+            with psycopg.connect(**target.conninfo("app")):  # a writer
+                assert asking.execute(count).fetchone()[0] == 1

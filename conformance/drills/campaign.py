@@ -14,11 +14,10 @@ from conformance import targets
 from conformance.bench.configs import SETTINGS
 from conformance.drills import pidfile, runner
 from conformance.drills.availability import Readiness, readiness
+from conformance.drills.names import FAULTS
 from conformance.drills.runner import Plan, Trial
 from conformance.errors import EnvironmentProblem
 from conformance.pg.binaries import locate
-
-FAULTS = ("process-kill", "init-kill", "backup-kill", "pid-file", "power-cut")
 
 
 @dataclass

@@ -6,18 +6,26 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from conformance.drills.names import FAULTS, TRIAL_NAMES
 from conformance.errors import InputError, NothingChecked
 
 
-def parse_faults(text: str) -> tuple[str, ...]:
-    from conformance.drills.campaign import FAULTS
-
+def _names(option: str, text: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in FAULTS]
+    unknown = [n for n in names if allowed is not None and n not in allowed]
     if unknown or not names:
-        raise InputError(f"--faults {text!r}: {'unknown ' + ', '.join(unknown) if unknown else 'none named'}; "
-                         f"choose from {', '.join(FAULTS)}")
+        raise InputError(f"{option} {text!r}: {'unknown ' + ', '.join(unknown) if unknown else 'none named'}"
+                         + (f"; choose from {', '.join(allowed)}" if allowed else ""))
     return names
+
+
+def parse_faults(text: str) -> tuple[str, ...]:
+    return _names("--faults", text, FAULTS)
+
+
+def parse_configs(text: str) -> tuple[str, ...]:
+    """Names only: which exist depends on the manifests (runner.chosen says, before anything runs)."""
+    return _names("--configs", text)
 
 
 def plan(quick: bool, kills: int | None, cuts: int | None):
@@ -64,13 +72,38 @@ def run(manifests_dir: Path, target: str, *, quick: bool, kills: int | None, cut
         print(f"note: {note}")
     print(f"drills: {len(drill.trials) + len(drill.pidfile)} trials in {drill.seconds:.0f} s; "
           f"report: {', '.join(map(str, paths))}")
-    failed = [t for t in drill.trials if t.failed]
-    for t in failed:
-        print(f"error: {t.config}, {t.fault} {t.index}: not judged: {t.failed}")
-    down = [t for t in drill.trials if not t.recovered and not t.failed]
-    for t in down:
-        print(f"error: {t.config}, {t.fault} {t.index}: the server did not come back by itself: "
-              f"{'; '.join(t.details)[:200]}")
+    code, lines = verdict(drill, drilled, allow_skip)
+    for line in lines:
+        print(line)
+    return code
+
+
+def verdict(drill, drilled: list[str], allow_skip: bool = False) -> tuple[int, list[str]]:
+    """The exit code and its reasons. 1: a trial could not be judged, a server did not come back
+    by itself, a pid-file drill failed, a fault asked for had no judged trial, or damage that no
+    configuration accepts (the durable baseline losing or corrupting anything; a killed backup
+    costing a dump or leaving one half-written). The plan's configuration losing the last
+    commits to a kill is its accepted risk: reported, never failed. NothingChecked when no trial
+    at all was judged."""
+    judged = [t for t in drill.trials if not t.failed and not t.missed]
+    if not judged and not drill.pidfile:
+        raise NothingChecked("the drill judged no trial (every one missed or could not be judged)")
+    lines = []
+    for t in drill.trials:
+        if t.failed:
+            lines.append(f"error: {t.config}, {t.fault} {t.index}: not judged: {t.failed}")
+    for t in judged:
+        if not t.recovered:
+            lines.append(f"error: {t.config}, {t.fault} {t.index}: the server did not come back by itself: "
+                         f"{'; '.join(t.details)[:200]}")
+        elif (t.corrupt or t.lost) and (t.config == "durable" or t.fault == TRIAL_NAMES["backup-kill"]):
+            lines.append(f"error: {t.config}, {t.fault} {t.index}: damage no configuration accepts "
+                         f"({t.lost} lost{', corrupt' if t.corrupt else ''}): {'; '.join(t.details)[:200]}")
+    for fault in drilled:
+        name = TRIAL_NAMES.get(fault)
+        if name and not any(t.fault == name for t in judged):
+            why = f"{fault}: no trial judged (missed, not judged, or not drilled: see the report)"
+            lines.append(f"skipped: {why}" if allow_skip else f"error: {why}")
     if drill.pidfile_failed:
-        print(f"error: {drill.pidfile_failed} postmaster.pid drills failed (see the report)")
-    return 1 if failed or down or drill.pidfile_failed else 0
+        lines.append(f"error: {drill.pidfile_failed} postmaster.pid drills failed (see the report)")
+    return (1 if any(line.startswith("error:") for line in lines) else 0), lines

@@ -16,11 +16,12 @@ from conformance import timeouts, workload
 from conformance.bench.configs import Config, apply, configurations
 from conformance.drills import verify
 from conformance.drills.load import Load
+from conformance.drills.names import CONFIGS, TRIAL_NAMES
 from conformance.errors import EnvironmentProblem
 from conformance.plan import SCHEMA_BREAKER_ROWS, SCHEMA_TABLES, figure
 
-CONFIGS = ("durable", "plan")
-PROCESS_KILL, POWER_CUT, INIT_KILL, BACKUP_KILL = "process kill", "power cut", "kill after the init", "kill during a backup"
+PROCESS_KILL, POWER_CUT, INIT_KILL, BACKUP_KILL = (TRIAL_NAMES[n] for n in (
+    "process-kill", "power-cut", "init-kill", "backup-kill"))
 
 
 @dataclass(frozen=True)

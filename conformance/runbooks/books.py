@@ -10,7 +10,7 @@ from conformance.errors import InputError
 from conformance.plan import FIGURES, MAJOR_IMAGE_TAGS
 from conformance.runbooks import facts as facts_module
 from conformance.runbooks.facts import Facts
-from conformance.runbooks.model import Runbook, Step
+from conformance.runbooks.model import BOOKS, Runbook, Step
 from conformance.runbooks.shell import AMCHECK, DUMP_NAME_SED, DUMP_ROWS_SED, data_only_restore_script
 
 PLAN_MAJOR = FIGURES["pg-major"].plan
@@ -256,7 +256,7 @@ def retire_claim_runbook(root: Path, major: int) -> Runbook:
     steps = [
         Step("Check that the claim is no longer in use",
              "The StatefulSet must run another major's claim: a claim still mounted is not retired.",
-             (f'! runs_image "{f.image}" 2>/dev/null || fail "the StatefulSet still runs {f.image}"',
+             (f'runs_other_image "{f.image}"',
               'mkdir -p "$state"',
               'kubectl -n "$ns" get pvc "$data_claim" -o jsonpath=\'{.spec.volumeName}\' > "$state/volume"',
               'kubectl get pv "$(cat "$state/volume")" -o jsonpath=\'{.spec.csi.volumeHandle}\' > "$state/disk"',
@@ -458,9 +458,6 @@ def apply_runbook(root: Path, major: int) -> Runbook:
                    f"Install or update the dev database from {f.manifests_dir}/: the schema-init Job runs again "
                    "every time (its SQL converges), so a schema change reaches the running database.",
                    f, steps, f"{CONFORMANCE} runbook apply --pg-major {major}")
-
-
-BOOKS = ("apply", "restore", "upgrade", "rollback", "retire-claim", "node-crash", "snapshot", "from-v1")
 
 
 def build(name: str, root: Path, major: int | None = None, to_major: int | None = None,

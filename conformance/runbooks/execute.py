@@ -17,7 +17,7 @@ from conformance import manifests as manifest_loader
 from conformance import workload
 from conformance.plan import figure, targeting
 from conformance.results import Result
-from conformance.runbooks import render, shell
+from conformance.runbooks import shell
 from conformance.runbooks.model import Runbook, Step
 
 
@@ -182,31 +182,17 @@ class Executor:
             self.run_record.results = run_live_on(self.current, self.current.manifests)
         return f"{len(self.run_record.results)} live checks"
 
-    def _amcheck(self, step: Step) -> str:
-        proc = self.current.exec_database(["sh", "-c", shell.AMCHECK])
-        if proc.returncode != 0:
-            raise StepFailed(f"pg_amcheck: {_tail(proc)}")
-        return "pg_amcheck found no damage"
-
-    def _v1_restore(self, step: Step) -> str:
-        archive = Path(self.state["v1.dump"]).read_bytes()
-        proc = self.current.exec_database(["bash", "-c", self.variables["v1_restore_in_pod"]], archive)
-        if proc.returncode != 0:
-            raise StepFailed(f"the data-only restore: {_tail(proc)}")
-        return "rows restored (data only)"
-
     def _cluster(self, step: Step) -> str:
         return "cluster only"
 
     ACTIONS = {"preflight": _preflight, "stop-writers": _stop_writers, "choose-dump": _choose_dump,
                "count-rows": _count_rows, "dump": _dump, "remove-statefulset": _remove_statefulset,
                "apply": _apply, "restore": _restore, "dump-rows": _dump_rows, "compare-rows": _compare_rows, "verify": _verify,
-               "amcheck": _amcheck, "v1-restore": _v1_restore, "cluster": _cluster}
+               "cluster": _cluster}
 
-    def run(self, until: int | None = None) -> Run:
-        """Every step in order (or the first `until`), stopping at the first that fails."""
-        steps = self.book.steps[:until] if until else self.book.steps
-        for i, step in enumerate(steps, 1):
+    def run(self) -> Run:
+        """Every step in order, stopping at the first that fails."""
+        for i, step in enumerate(self.book.steps, 1):
             self.progress(f"step {i}/{len(self.book.steps)}: {step.title}")
             started = time.monotonic()
             try:
@@ -247,4 +233,4 @@ def render_run(run: Run) -> list[str]:
     return lines
 
 
-__all__ = ["Executor", "Run", "StepFailed", "render", "render_run"]
+__all__ = ["Executor", "Run", "StepFailed", "render_run"]

@@ -30,7 +30,6 @@ class Facts:
     grace_seconds: int
     schema_job: str
     backup_cronjob: str
-    backup_claim: str
     restore_job: str
     restore_request: str  # the ConfigMap that names the dump the restore Job restores
     database: str
@@ -38,10 +37,6 @@ class Facts:
     app_user: str
     resource_group: str
     init_containers: tuple[str, ...] = ()  # the pod's init containers (the stale-lock cleanup), in order
-
-    @property
-    def label(self) -> str:
-        return f"PostgreSQL {self.major} ({self.manifests_dir}/)"
 
 
 def manifests_path(root: Path, major: int) -> Path:
@@ -110,7 +105,6 @@ def read(root: Path, major: int) -> Facts:
             grace_seconds=int(workload.pod_spec(sts).get("terminationGracePeriodSeconds") or 30),
             schema_job=figure("schema-job").expected,
             backup_cronjob=backup.owner.name,
-            backup_claim=backup_mount.source["persistentVolumeClaim"].get("claimName", ""),
             restore_job=figure("restore-job").expected,
             restore_request=_restore_request(restore),
             database=db.env.get("POSTGRES_DB", figure("database").expected),

@@ -48,7 +48,6 @@ class Call:
     positionals: list[str]
     after: list[str]  # the words after --
     refs: list[tuple[str, str]] = field(default_factory=list)  # (Kind, name) it names
-    creates: list[dict] = field(default_factory=list)  # objects it makes (run, create, apply -f)
 
     def flag(self, *names: str) -> str | None:
         for name in names:

@@ -135,10 +135,6 @@ class _Scope:
         self.deleted_pvs = 0
         self.dumped = False
         self.restores: list[Command] = []
-        self.waits_failed: set[str] = set()
-
-
-HELPERS_THAT_WAIT_FOR_FAILURE = {"job_wait", "pod_wait"}
 
 
 class Linter:
@@ -186,8 +182,6 @@ class Linter:
             scope.rows_counted += 1
         elif name == "writers_gone":
             scope.writers_stopped = True
-        elif name in HELPERS_THAT_WAIT_FOR_FAILURE and len(c.words) > 1:
-            scope.waits_failed.add(c.words[1])
 
     def kubectl(self, c: Command, scope: _Scope) -> None:
         call = km.parse(c.words)

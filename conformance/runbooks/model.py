@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from conformance.runbooks.facts import Facts
 
+# The runbooks `python -m conformance runbook` prints (books.build makes each).
+BOOKS = ("apply", "restore", "upgrade", "rollback", "retire-claim", "node-crash", "snapshot", "from-v1")
+
 
 @dataclass(frozen=True)
 class Step:

@@ -43,8 +43,10 @@ def rows_sql(schema: str) -> str:
 
 
 def sessions_sql(user: str) -> str:
-    """How many sessions the app account has open: the writers are stopped when it is 0."""
-    return f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{user.replace(chr(39), chr(39) * 2)}';\n"
+    """How many sessions the app account has open, this one left out (in v1.0 the app account is
+    the one asking): the writers are stopped when it is 0."""
+    return (f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{user.replace(chr(39), chr(39) * 2)}' "
+            "AND pid <> pg_backend_pid();\n")
 
 
 def truncate_sql(schema: str) -> str:
@@ -152,6 +154,17 @@ runs_image() {
   found=$(kubectl -n "$ns" get statefulset "$statefulset" \
     -o jsonpath="{.spec.template.spec.containers[?(@.name==\"$container\")].image}") || return 1
   [ "$found" = "$1" ] || { fail "statefulset/$statefulset runs '${found:-nothing}', this runbook is for $1"; return 1; }
+}
+# IMAGE: the StatefulSet runs another image than IMAGE. A failed or empty read is no answer:
+# it fails too (retiring a claim on a guess could delete the only copy of the data).
+runs_other_image() {
+  local found
+  found=$(kubectl -n "$ns" get statefulset "$statefulset" \
+    -o jsonpath="{.spec.template.spec.containers[?(@.name==\"$container\")].image}") \
+    || { fail "cannot read what statefulset/$statefulset runs"; return 1; }
+  [ -n "$found" ] || { fail "statefulset/$statefulset has no container $container"; return 1; }
+  [ "$found" != "$1" ] || { fail "statefulset/$statefulset still runs $1"; return 1; }
+  echo "statefulset/$statefulset runs $found"
 }
 '''
 

@@ -95,10 +95,6 @@ def parse_blocks(blocks: list[Block], variables: dict[str, str] | None = None) -
     return script
 
 
-def parse_markdown(text: str, variables: dict[str, str] | None = None) -> Script:
-    return parse_blocks(markdown_blocks(text), variables)
-
-
 def parse_script(text: str, variables: dict[str, str] | None = None) -> Script:
     return parse_blocks([Block(text, 1, "")], variables)
 

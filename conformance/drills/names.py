@@ -1,0 +1,10 @@
+"""What the drills can be asked for, by name: light enough for the CLI's --help to list them
+without importing the drills (which import psycopg and the targets)."""
+
+# The faults `drills --faults` takes.
+FAULTS = ("process-kill", "init-kill", "backup-kill", "pid-file", "power-cut")
+# The configurations drilled by default (`--configs`): the durable baseline and the plan's.
+CONFIGS = ("durable", "plan")
+# What a trial of each fault is called in the report.
+TRIAL_NAMES = {"process-kill": "process kill", "power-cut": "power cut", "init-kill": "kill after the init",
+               "backup-kill": "kill during a backup"}

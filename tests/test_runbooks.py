@@ -133,8 +133,11 @@ def test_item2_the_old_upgrade_restores_whatever_dump_is_newest():
 
 
 def test_item3_the_old_verification_checks_the_other_majors_manifests(tmp_path):
+    """The old text's `run --pg-major 18` checked 18's server against manifests/ (14's): the CLI's
+    default was the defect, and the CLI now takes the major's manifests (the same text is right
+    today, so the lint lets it pass); naming another major's manifests is refused."""
     found = _old("upgrade.md", [14, 18])
-    assert found["verify-wrong-manifests"] == [".venv/bin/python -m conformance run --target cluster --pg-major 18"]
+    assert "verify-wrong-manifests" not in found
     from conformance.cli import _run_manifests, build_parser
 
     args = build_parser().parse_args(["run", "--target", "cluster", "--pg-major", "18"])
@@ -318,3 +321,27 @@ def test_the_writers_count_leaves_out_the_session_asking():
             assert asking.execute(count).fetchone()[0] == 0
             with psycopg.connect(**target.conninfo("app")):  # a writer
                 assert asking.execute(count).fetchone()[0] == 1
+
+
+def test_the_runbooks_wait_and_run_as_the_manifests_say(project):
+    """The waits follow the Jobs' deadlines and the startupProbe, and the node-crash cleanup pod
+    runs with the StatefulSet's own security contexts: a change of the manifests reaches them."""
+    shutil.copytree(ROOT / "upgrade", project.root / "upgrade")
+    project.set("postgresql-product-change-schema-init-job.yaml", "Job", ("spec", "activeDeadlineSeconds"), 1200)
+    sts = "postgresql-product-change-statefulset.yaml"
+    project.set(sts, "StatefulSet", ("spec", "template", "spec", "securityContext", "fsGroupChangePolicy"), "Always")
+    project.set(sts, "StatefulSet", ("spec", "template", "spec", "containers", 0, "startupProbe", "failureThreshold"),
+                90)
+    apply = render.script(books.build("apply", project.root, major=14))
+    assert 'job_wait "$schema_job" 1260' in apply and "--timeout=1200s" in apply  # 1200 + 60; 90 x 10 + 300
+    crash = books.build("node-crash", project.root, major=14)
+    pod = yaml_pod(render.script(crash))
+    assert pod["spec"]["securityContext"]["fsGroupChangePolicy"] == "Always"
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def yaml_pod(script: str) -> dict:
+    import yaml
+
+    body = script[script.index("kubectl apply -f - <<EOF\n") + len("kubectl apply -f - <<EOF\n"):]
+    return yaml.safe_load(body[:body.index("\nEOF")])

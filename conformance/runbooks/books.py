@@ -16,7 +16,14 @@ from conformance.runbooks.shell import AMCHECK, DUMP_NAME_SED, DUMP_ROWS_SED, da
 PLAN_MAJOR = FIGURES["pg-major"].plan
 CONFORMANCE = ".venv/bin/python -m conformance"
 WRITERS_TIMEOUT = 300  # seconds for the service's sessions to end once it is scaled to 0
-JOB_TIMEOUT = {"dump": 3600, "schema": 900, "restore": 3600}  # the Jobs' activeDeadlineSeconds
+# Beyond a Job's activeDeadlineSeconds (after which it has failed) and the startupProbe's window:
+# the API server's own delay in saying so, the pod's scheduling and image pull.
+WAIT_MARGIN = 60
+ROLLOUT_MARGIN = 300
+
+
+def rollout(f: Facts) -> str:
+    return f'kubectl -n "$ns" rollout status "statefulset/$statefulset" --timeout={f.startup_seconds + ROLLOUT_MARGIN}s'
 
 
 # -- steps shared by the runbooks -----------------------------------------------------------
@@ -50,14 +57,14 @@ def start_writers() -> Step:
         "cluster", cluster_only="the service's pods start and connect")
 
 
-def suspend_backups() -> Step:
+def suspend_backups(f: Facts) -> Step:
     return Step(
         "Suspend the backup CronJob",
         "Its nightly run (with its starting deadline) must not dump a database that is half-way through this "
         "runbook, nor race it for the backup disk. `kubectl apply` leaves `suspend` as it finds it; the last step "
         "resumes it, and the alarm on a day without a successful backup fires if that is forgotten.",
         ('kubectl -n "$ns" patch cronjob "$backup_cronjob" --type=merge -p \'{"spec":{"suspend":true}}\'',
-         "backups_idle 3600"),
+         f"backups_idle {f.deadlines['dump'] + WAIT_MARGIN}"),
         "cluster")
 
 
@@ -75,14 +82,14 @@ def count_rows(into: str, when: str) -> Step:
         "count-rows", (into,))
 
 
-def dump(job: str, why: str, into: str = "dump") -> Step:
+def dump(f: Facts, job: str, why: str, into: str = "dump") -> Step:
     return Step(
         "Dump the database with the backup CronJob's script", why +
         " The Job is made anew from the CronJob (a finished Job of that name is deleted first), and the dump's "
         "file name is read from its log and kept: later steps restore exactly that file, never the newest.",
         (f'kubectl -n "$ns" delete job {job} --ignore-not-found --wait',
          f'kubectl -n "$ns" create job {job} --from="cronjob/$backup_cronjob"',
-         f"job_wait {job} {JOB_TIMEOUT['dump']}",
+         f"job_wait {job} {f.deadlines['dump'] + WAIT_MARGIN}",
          f'kubectl -n "$ns" logs job/{job} | sed -n \'{DUMP_NAME_SED}\' > "$state/{into}"',
          f'[ -s "$state/{into}" ] || fail "no dump named in the log of job/{job}"',
          f'echo "dump: $(cat "$state/{into}")"'),
@@ -115,9 +122,9 @@ def apply_manifests(f: Facts, backups_suspended: bool = True) -> Step:
         ('kubectl -n "$ns" delete job "$schema_job" --ignore-not-found --wait',
          f"kubectl apply -k {f.manifests_dir}/",
          *(suspend if backups_suspended else ()),
-         'kubectl -n "$ns" rollout status "statefulset/$statefulset" --timeout=15m',
+         rollout(f),
          'runs_image "$image"',
-         f'job_wait "$schema_job" {JOB_TIMEOUT["schema"]}'),
+         f'job_wait "$schema_job" {f.deadlines["schema"] + WAIT_MARGIN}'),
         "apply", cluster_only="scheduling, a new disk's provisioning and attach, the image pull")
 
 
@@ -133,7 +140,7 @@ def restore(f: Facts) -> Step:
          'kubectl -n "$ns" create configmap "$restore_request" --from-literal=dump-file="$(cat "$state/dump")"',
          'kubectl -n "$ns" delete job "$restore_job" --ignore-not-found --wait',
          f"kubectl apply -k {f.restore_dir}/",
-         f'job_wait "$restore_job" {JOB_TIMEOUT["restore"]}',
+         f'job_wait "$restore_job" {f.deadlines["restore"] + WAIT_MARGIN}',
          'kubectl -n "$ns" logs "job/$restore_job"',
          'kubectl -n "$ns" delete configmap "$restore_request"'),
         "restore", confirm=f"restore the dump over {f.database} (every table is replaced)",
@@ -184,8 +191,8 @@ def restore_runbook(root: Path, major: int, dump_file: str | None = None) -> Run
          'printf \'%s\\n\' "${DUMP:?set DUMP to the file name of the dump to restore}" > "$state/dump"',
          'echo "restoring: $(cat "$state/dump")"'),
         "choose-dump")
-    steps = [preflight(f), choose, stop_writers(), suspend_backups(), count_rows("rows-before.txt", "before"),
-             dump("pre-restore", "First a dump of the database as it is now, so that this restore can be undone.",
+    steps = [preflight(f), choose, stop_writers(), suspend_backups(f), count_rows("rows-before.txt", "before"),
+             dump(f, "pre-restore", "First a dump of the database as it is now, so that this restore can be undone.",
                   into="undo-dump"),
              restore(f), dump_rows("rows-in-dump.txt"), count_rows("rows-after.txt", "after the restore"),
              compare_rows("rows-in-dump.txt", "rows-after.txt",
@@ -209,8 +216,8 @@ def upgrade_runbook(root: Path, to_major: int, from_major: int = PLAN_MAJOR) -> 
     old, new = _facts(root, from_major), _facts(root, to_major)
     steps = [
         preflight(old, "old_image", (f"{CONFORMANCE} check --manifests {new.manifests_dir} --pg-major {new.major}",)),
-        stop_writers(), suspend_backups(), count_rows("rows-before.txt", f"on PostgreSQL {from_major}"),
-        dump("pre-upgrade", "The last word of the old database: nothing writes any more."),
+        stop_writers(), suspend_backups(old), count_rows("rows-before.txt", f"on PostgreSQL {from_major}"),
+        dump(old, "pre-upgrade", "The last word of the old database: nothing writes any more."),
         remove_statefulset(old, f"PostgreSQL {from_major}"),
         apply_manifests(new),
         restore(new),
@@ -236,8 +243,8 @@ def rollback_runbook(root: Path, from_major: int, to_major: int = PLAN_MAJOR) ->
         raise InputError(f"a rollback goes to an earlier major: --to {to_major} is not before --from {from_major}")
     new, old = _facts(root, from_major), _facts(root, to_major)
     steps = [
-        preflight(new, "new_image"), stop_writers(), suspend_backups(),
-        dump("pre-rollback", f"What PostgreSQL {from_major} holds now, for the record: the rollback returns to "
+        preflight(new, "new_image"), stop_writers(), suspend_backups(new),
+        dump(new, "pre-rollback", f"What PostgreSQL {from_major} holds now, for the record: the rollback returns to "
                              f"the {to_major} disk as the upgrade's dump left it, and writes made since are not on it."),
         remove_statefulset(new, f"PostgreSQL {from_major}"),
         apply_manifests(old), verify(old), resume_backups(), start_writers()]
@@ -302,9 +309,10 @@ def node_crash_runbook(root: Path, major: int) -> Runbook:
               f"pod_wait {pod} 600",
               f'kubectl -n "$ns" delete pod {pod} --wait'),
              "cluster", cluster_only="the one-off pod's image pull and the disk's attach and detach"),
-        Step("Start the StatefulSet again", "Crash recovery runs; the startupProbe allows it up to 10 minutes.",
+        Step("Start the StatefulSet again",
+             f"Crash recovery runs; the startupProbe allows it up to {f.startup_seconds} s.",
              ('kubectl -n "$ns" scale statefulset "$statefulset" --replicas=1',
-              'kubectl -n "$ns" rollout status "statefulset/$statefulset" --timeout=15m'),
+              rollout(f)),
              "cluster"),
         Step("Check tables and indexes for damage",
              "pg_amcheck over the database, heap and every index entry (`--install-missing` adds the amcheck "
@@ -326,38 +334,23 @@ def node_crash_runbook(root: Path, major: int) -> Runbook:
 
 
 def _cleanup_pod(f: Facts, name: str) -> str:
-    uid, gid = f.run_as.split(":")
-    return f"""apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  namespace: {f.namespace}
-  labels: {{app: {f.statefulset}, job-type: maintenance}}
-spec:
-  restartPolicy: Never
-  automountServiceAccountToken: false
-  securityContext:
-    runAsNonRoot: true
-    runAsUser: {uid}
-    runAsGroup: {gid}
-    fsGroup: {gid}
-    seccompProfile: {{type: RuntimeDefault}}
-  containers:
-    - name: cleanup
-      image: {f.image}
-      command: ["rm", "-v", "--", "{f.pgdata}/postmaster.pid"]
-      securityContext:
-        allowPrivilegeEscalation: false
-        readOnlyRootFilesystem: true
-        capabilities: {{drop: ["ALL"]}}
-      volumeMounts:
-        - name: data
-          mountPath: {f.data_mount}
-  volumes:
-    - name: data
-      persistentVolumeClaim:
-        claimName: {f.data_claim}
-"""
+    """A pod with the StatefulSet's own image and security contexts (read from the manifests, so
+    that it owns the disk as the server does) that removes postmaster.pid from the data claim."""
+    import yaml
+
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": f.namespace,
+                     "labels": {"app": f.statefulset, "job-type": "maintenance"}},
+        "spec": {
+            "restartPolicy": "Never", "automountServiceAccountToken": False,
+            "securityContext": f.pod_security,
+            "containers": [{"name": "cleanup", "image": f.image,
+                            "command": ["rm", "-v", "--", f"{f.pgdata}/postmaster.pid"],
+                            "securityContext": f.container_security,
+                            "volumeMounts": [{"name": "data", "mountPath": f.data_mount}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f.data_claim}}]}}
+    return yaml.safe_dump(pod, sort_keys=False)
 
 
 def snapshot_runbook(root: Path, major: int) -> Runbook:
@@ -376,7 +369,7 @@ def snapshot_runbook(root: Path, major: int) -> Runbook:
              "cluster"),
         Step("Start the server again", "",
              ('kubectl -n "$ns" scale statefulset "$statefulset" --replicas=1',
-              'kubectl -n "$ns" rollout status "statefulset/$statefulset" --timeout=15m'),
+              rollout(f)),
              "cluster")]
     return Runbook("snapshot", f"A manual disk snapshot, safe with fsync=off (PostgreSQL {major})",
                    "Plan 7.1's manual snapshot: the server is stopped first, so the disk holds a clean shutdown.",
@@ -393,7 +386,7 @@ def from_v1_runbook(root: Path) -> Runbook:
     v1_rows = (f'printf \'%s\' "$rows_sql" | kubectl -n "$ns" exec -i "$pod" -- sh -c '
                f'\'{as_v1.format("psql -X -q -A -t -v ON_ERROR_STOP=1 -f -")}\' > "$state/rows-before.txt"')
     steps = [
-        preflight(f, "v1_image"), stop_writers(), suspend_backups(),
+        preflight(f, "v1_image"), stop_writers(), suspend_backups(f),
         Step("Count the rows of the v1.0 database", "In v1.0 the app account is the bootstrap superuser, "
              "reached over the pod's loopback with its password.",
              (v1_rows,

@@ -4,7 +4,8 @@ claim, image and PGDATA because 18's overlay renders them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance import manifests as manifest_loader
@@ -37,6 +38,14 @@ class Facts:
     app_user: str
     resource_group: str
     init_containers: tuple[str, ...] = ()  # the pod's init containers (the stale-lock cleanup), in order
+    # The StatefulSet's pod and database container security contexts, as written (a one-off pod
+    # on the data disk runs as they do: same owner, no recursive chown of the disk).
+    pod_security: dict = field(default_factory=dict)
+    # activeDeadlineSeconds of the Jobs a runbook waits for: dump (the backup CronJob's), schema
+    # (the init Job's), restore; and how long the startupProbe lets the server start.
+    deadlines: dict = field(default_factory=dict)
+    startup_seconds: int = 0
+    container_security: dict = field(default_factory=dict)
 
 
 def manifests_path(root: Path, major: int) -> Path:
@@ -50,6 +59,19 @@ def restore_path(root: Path, major: int) -> Path:
     if major == FIGURES["pg-major"].plan:
         return root / "upgrade" / "restore"
     return root / "upgrade" / f"pg{major}" / "restore"
+
+
+def _deadline(job, path: tuple[str, ...]) -> int:
+    value = job.get(path + ("activeDeadlineSeconds",))
+    if not isinstance(value, int):
+        raise InputError(f"{job.file}: {job.ref} has no activeDeadlineSeconds (a runbook waits for it that long)")
+    return value
+
+
+def _startup_seconds(db) -> int:
+    probe = db.spec.get("startupProbe") or {}
+    return int(probe.get("initialDelaySeconds", 0)) + int(probe.get("periodSeconds", 10)) * int(
+        probe.get("failureThreshold", 3))
 
 
 def _restore_request(restore: manifest_loader.Manifests) -> str:
@@ -112,4 +134,10 @@ def read(root: Path, major: int) -> Facts:
             app_user=app_user,
             resource_group=figure("resource-group").expected,
             init_containers=tuple(c.name for c in workload.init_containers(loaded, sts)),
+            pod_security=copy.deepcopy(context),
+            container_security=copy.deepcopy(db.spec.get("securityContext") or {}),
+            deadlines={"dump": _deadline(backup.owner, ("spec", "jobTemplate", "spec")),
+                       "schema": _deadline(workload.schema_init(loaded).owner, ("spec",)),
+                       "restore": _deadline(restore.find("Job", figure("restore-job").expected), ("spec",))},
+            startup_seconds=_startup_seconds(db),
         )

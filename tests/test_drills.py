@@ -192,11 +192,16 @@ def test_upper_bounds_at_95_percent(k, n, at_most):
 
 
 def test_a_small_sample_is_said_to_be_small():
-    from conformance.drills.bounds import Rate, trials_for
+    from conformance.drills.bounds import trials_for
 
     assert trials_for(0.10) == 29
-    assert "too few trials" in Rate("did not come back", 0, 5).text()
-    assert "too few trials" not in Rate("did not come back", 0, 30).text()
+
+    def row(trials):
+        return report.Row("plan", runner.POWER_CUT, trials, trials, 1.0, 1.0, 0, 0, 0, 0, 100, 0, ())
+
+    (said,) = report.sample_warnings([row(5)])
+    assert "none of 5 trials" in said and "29 trials with none would bound it under 10%" in said
+    assert report.sample_warnings([row(30)]) == []
 
 
 @pytest.mark.parametrize("answering,ready", [(0.2, 5), (5.0, 5), (5.1, 10), (12.0, 15)])
@@ -308,3 +313,41 @@ def test_a_drill_that_judged_nothing_checked_nothing():
 ])
 def test_which_removed_locks_postgresql_would_have_refused(said, refused):
     assert report.refused_alone(said) is refused
+
+
+@pytest.mark.parametrize("lock,refused", [
+    ("", True),            # an empty lock: PostgreSQL alone refuses it
+    ("dead", False),       # a PID that does not exist: PostgreSQL clears it itself
+    ("live", True),        # a live process that is no server of this data directory
+    (None, None),          # no lock: nothing said, nothing removed
+])
+def test_the_report_reads_what_the_manifests_init_script_says(tmp_path, lock, refused):
+    """The report's count of locks PostgreSQL alone would have refused comes from the words of
+    the StatefulSet's own init script (run here with sh), not from hand-typed lines."""
+    import subprocess
+
+    from conformance import workload
+
+    db = workload.database(M)
+    (step,) = [c for c in workload.init_containers(M, db.owner) if "postmaster.pid" in " ".join(c.spec["command"])]
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        if lock is not None:
+            pid = {"": "", "dead": str(dead.pid), "live": str(sleeper.pid)}[lock]
+            (pgdata / "postmaster.pid").write_text(pid + ("\n" + str(pgdata) + "\n" if pid else ""))
+        proc = subprocess.run(step.spec["command"], env={"PGDATA": str(pgdata), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert proc.returncode == 0, proc.stderr
+    said = runner.cleared(proc.stdout + proc.stderr)
+    if lock is None:
+        assert said == "" and not (pgdata / "postmaster.pid").exists()
+    else:
+        assert said and not (pgdata / "postmaster.pid").exists(), proc.stdout + proc.stderr
+        assert report.refused_alone(said) is refused, said

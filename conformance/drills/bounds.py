@@ -49,14 +49,6 @@ class Rate:
         """Whether the sample backs "rarely, if ever": its bound under CLAIM_BOUND."""
         return self.bound < CLAIM_BOUND
 
-    def text(self) -> str:
-        shown = f"{self.k} of {self.n}" + (f" ({self.k / self.n:.0%})" if self.n else "")
-        out = f"{self.what}: {shown}; at most {self.bound:.1%} at {CONFIDENCE:.0%} confidence"
-        if not self.enough and self.k == 0:
-            out += f" (too few trials to say it does not happen: {trials_for(CLAIM_BOUND)} with none would bound " \
-                   f"it under {CLAIM_BOUND:.0%})"
-        return out
-
 
 def trials_for(bound: float, confidence: float = CONFIDENCE) -> int:
     """How many trials with none seen bound a rate under bound (29 for 10% at 95%)."""

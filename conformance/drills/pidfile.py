@@ -93,17 +93,4 @@ def second_server_refused(target) -> tuple[bool, str]:
     return refused and still, shown.split("UTC [", 1)[-1].split("] ", 1)[-1].strip()
 
 
-def render(trials: list[PidTrial], refused: tuple[bool, str], target: str) -> str:
-    lines = [f"postmaster.pid drills on {target}:"]
-    for t in trials:
-        lines.append(f"  {'PASS' if t.came_back else 'FAIL'}  {t.case} (the file held {t.wrote}): "
-                     + (f"back by itself in {t.seconds:.1f} s" if t.came_back else "; ".join(t.details)))
-    ok, said = refused
-    lines.append(f"  {'PASS' if ok else 'FAIL'}  a second server on the same data directory while the first runs: "
-                 f"{'refused' if ok else 'NOT refused'} ({said})")
-    failed = sum(not t.came_back for t in trials) + (not ok)
-    lines.append(f"pid-file drills: {'passed' if not failed else f'{failed} FAILED'}")
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["PidTrial", "cases", "drill", "render", "second_server_refused"]
+__all__ = ["PidTrial", "cases", "drill", "second_server_refused"]

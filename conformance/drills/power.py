@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from conformance import timeouts
+from conformance import timeouts, workload
 from conformance.bench.configs import Config, apply
 from conformance.drills import runner, verify, vm
 from conformance.drills.load import Load
@@ -47,12 +47,6 @@ def _prepare(manifests, config: Config, work: Path, progress) -> tuple[Path, int
 
 
 GUEST_VOLUME = "/data"  # where the guest mounts the data disk (the claim's volume)
-
-
-def _major(manifests) -> int | None:
-    from conformance import workload
-
-    return workload.image_major(manifests)
 
 
 def guest_init_scripts(manifests) -> tuple[tuple[str, str], ...]:
@@ -96,6 +90,10 @@ def _conninfo(manifests, port: int, role: str = "superuser") -> dict:
             "dbname": figure("database").expected, "connect_timeout": 5}
 
 
+class ServerStopped(EnvironmentProblem):
+    """The server in the guest stopped by itself, in its own words: it did not come back."""
+
+
 def _boot(machine: vm.Machine, manifests) -> float:
     """Boot and wait until the server answers a query; the seconds it took."""
     start = time.monotonic()
@@ -107,7 +105,7 @@ def _boot(machine: vm.Machine, manifests) -> float:
             raise EnvironmentProblem(f"the drill VM stopped: {machine.log().strip()[-300:]}")
         exited = machine.server_exited()
         if exited:
-            raise EnvironmentProblem(f"the server stopped: {exited}")
+            raise ServerStopped(f"the server stopped: {exited}")
         try:
             with psycopg.connect(**_conninfo(manifests, machine.port)) as conn:
                 return conn.execute("SELECT 1").fetchone()[0] == 1
@@ -118,6 +116,17 @@ def _boot(machine: vm.Machine, manifests) -> float:
     return time.monotonic() - start
 
 
+def _outcome(trial: Trial, clean_boot: float) -> str:
+    if trial.failed:
+        return f"not judged: {trial.failed}"
+    if not trial.recovered:
+        return f"did not come back: {'; '.join(trial.details)[:200]}"
+    said = (f"{trial.lost} of {trial.acked} acknowledged commits lost, back in {trial.recovery_s:.1f} s (a clean "
+            f"boot: {clean_boot:.1f} s)" + (f"; the init container removed {trial.lock_cleared}"
+                                             if trial.lock_cleared else ""))
+    return said + (", CORRUPT: " + "; ".join(trial.details)[:200] if trial.corrupt else "")
+
+
 def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress) -> list[Trial]:
     vmlinuz, modules = vm.kernel(progress)
     work = vm.scratch_dir()
@@ -125,7 +134,7 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
     trials: list[Trial] = []
     try:
         volume, uid, gid, pgdata = _prepare(manifests, config, work, progress)
-        initrd = vm.initramfs(vm.pg_directory(_major(manifests)), modules, uid, gid, progress,
+        initrd = vm.initramfs(vm.pg_directory(workload.image_major(manifests)), modules, uid, gid, progress,
                               guest_init_scripts(manifests), pgdata)
         pristine = vm.data_disk(volume, work / "pristine.img")
         disk = work / "data.img"
@@ -145,13 +154,18 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
             try:
                 trial.recovery_s = _boot(machine, manifests)  # from power on, like clean_boot
                 trial.lock_cleared = runner.cleared(machine.log())
-            except EnvironmentProblem as exc:  # needs a person: a pod would crash-loop the same way
+            except ServerStopped as exc:  # needs a person: a pod would crash-loop the same way
                 trial.recovered = False
                 trial.details.append(' '.join(str(exc).split())[:300])
                 # The server refused its own data (no valid checkpoint, a damaged page...): that
                 # is damage, not only down time; a restore or pg_resetwal is what brings it back.
                 trial.corrupt = "PANIC:" in str(exc)
-            if trial.recovered:
+            except EnvironmentProblem as exc:
+                # The VM died or booted slower than its timeout (under emulation on a busy machine,
+                # while the startupProbe allows longer): the harness failed, not the server. The
+                # trial is not judged (the run fails), and the next starts from an intact disk.
+                trial.failed = " ".join(str(exc).split())[:300]
+            if trial.recovered and not trial.failed:
                 damage = verify.inspect(_conninfo(manifests, machine.port), acked, fault_at, pg_amcheck)
                 trial.acked, trial.lost, trial.lost_ms = len(acked), len(damage.lost), damage.lost_ms
                 trial.corrupt = damage.corrupt
@@ -159,16 +173,9 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
                     [f"{len(damage.wrong_rows)} rows differ from what was written"] if damage.wrong_rows else [])
             else:
                 trial.acked = len(acked)
-            progress(f"{config.name}: power cut {i + 1}/{plan.cuts}: "
-                     + (f"{trial.lost} of {trial.acked} acknowledged commits lost, back in "
-                        f"{trial.recovery_s:.1f} s (a clean boot: {clean_boot:.1f} s)"
-                        + (f"; the init container removed {trial.lock_cleared}" if trial.lock_cleared else "")
-                        if trial.recovered
-                        else "did not come back")
-                     + (", CORRUPT: " + "; ".join(trial.details)[:200] if trial.corrupt else "")
-                     + (f": {'; '.join(trial.details)[:200]}" if not trial.recovered else ""))
+            progress(f"{config.name}: power cut {i + 1}/{plan.cuts}: {_outcome(trial, clean_boot)}")
             trials.append(trial)
-            if trial.corrupt or not trial.recovered:
+            if trial.failed or trial.corrupt or not trial.recovered:
                 # The next trial starts from an intact disk, as after a restore.
                 machine.cut()
                 shutil.copyfile(pristine, disk)

@@ -140,7 +140,7 @@ def meaning(drill: Drill, table: list[Row]) -> list[str]:
         else:
             out.append(f"- {r.fault}: the server did not come back by itself after {r.trials - r.came_back} of "
                        f"{r.trials} ({'; '.join(r.why_not_back)[:200]}): a person must act, and each such fault "
-                       f"costs hours of the {availability.BUDGET_HOURS:.0f}-hour budget.")
+                       f"costs hours of the {availability.BUDGET_HOURS:.1f}-hour budget.")
         if r.fault == POWER_CUT:
             seen = not_back.k / not_back.n
             costs = [availability.monthly(c, ready, seen) for c in availability.CRASHES_A_MONTH]

@@ -255,6 +255,8 @@ def cmd_run(args) -> int:
         raise InputError(f"{args.manifests}: its StatefulSet runs PostgreSQL {found} "
                          f"({workload.database(loaded).image}); --pg-major {args.pg_major} checks the manifests of "
                          f"{args.pg_major}: --manifests upgrade/pg{args.pg_major}, or leave --manifests out")
+    # --manifests upgrade/pg18 alone: the server runs the major the manifests name.
+    args.pg_major = args.pg_major or workload.major_beyond_plan(found)
     from conformance import targets
     from conformance.live.runner import target_options
 

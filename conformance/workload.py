@@ -197,12 +197,28 @@ def database(manifests: Manifests) -> Container:
     return _one(manifests, "StatefulSet", "name", figure("container").expected)
 
 
-def image_major(manifests: Manifests) -> int | None:
-    """The PostgreSQL major the database container's image tag names (postgres:18.6-bookworm: 18)."""
+def image_tag(image: str) -> str:
+    """registry:5000/postgres:18.6-bookworm@sha256:...: 18.6-bookworm; none given: latest."""
+    last = image.rsplit("/", 1)[-1].split("@")[0]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def major_of_image(image: str) -> int | None:
+    """The major a postgres image's tag names (postgres:18.6-bookworm: 18), None for latest."""
     import re
 
-    match = re.match(r"(\d+)", database(manifests).image.split("@")[0].rpartition(":")[2])
+    match = re.match(r"(\d+)", image_tag(image))
     return int(match.group(1)) if match else None
+
+
+def major_beyond_plan(major: int | None) -> int | None:
+    """A major other than the plan's (what --pg-major N names), None for the plan's own."""
+    return major if major is not None and major != figure("pg-major").plan else None
+
+
+def image_major(manifests: Manifests) -> int | None:
+    """The PostgreSQL major the database container's image names."""
+    return major_of_image(database(manifests).image)
 
 
 def metrics_sidecar(manifests: Manifests) -> Container | None:

@@ -77,3 +77,28 @@ def test_an_overlay_field_the_gate_does_not_render_is_one_line(tmp_path):
     overlay.write_text(overlay.read_text() + "namePrefix: x-\n")
     with pytest.raises(InputError, match="namePrefix is not rendered by the gate's overlay support"):
         manifests.load(root / "upgrade" / "pg16")
+
+
+@pytest.mark.parametrize("image,major", [
+    ("postgres:18.6-bookworm", 18), ("postgres:14.23-bookworm", 14),
+    ("myregistry:5000/postgres:16.2@sha256:" + "0" * 64, 16),
+    ("myregistry:5000/postgres", None),  # no tag: latest, no major (the registry's port is none)
+])
+def test_the_major_an_image_names(image, major):
+    from conformance import workload
+
+    assert workload.major_of_image(image) == major
+
+
+def test_manifests_of_another_major_run_that_major_without_pg_major():
+    """`run` or `drills --manifests upgrade/pg18` alone: PostgreSQL 18's server, not the plan's."""
+    from conformance import manifests, workload
+    from conformance.cli import build_parser, cmd_run
+    from conformance.rehearsal import manifests_dir
+
+    assert workload.major_beyond_plan(workload.image_major(manifests.load(ROOT / "manifests"))) is None
+    pg18 = manifests_dir(ROOT / "manifests", 18)
+    assert workload.major_beyond_plan(workload.image_major(manifests.load(pg18))) == 18
+    args = build_parser().parse_args(["run", "--target", "kind", "--manifests", str(pg18)])
+    with pytest.raises(InputError, match="--pg-major is not offered on the kind target"):
+        cmd_run(args)  # the major was taken from the manifests: kind refuses it before anything runs

@@ -54,10 +54,11 @@ def run(manifests, target_name: str, plan: Plan, power: bool = True, progress=la
     pg_amcheck = binaries.bindir / "pg_amcheck"
     drill.postgres = binaries.version
     chosen = runner.chosen(manifests, configs)
-    reason = targets.unavailable_reason(target_name)
+    # The target is started (and must be able to run) only for faults that strike it.
+    process_faults = [f for f in faults if f != "power-cut" and not (f == "process-kill" and not plan.kills)]
+    reason = targets.unavailable_reason(target_name) if process_faults else None
     if reason:
         raise EnvironmentProblem(f"the {target_name} target cannot run here: {reason}")
-    process_faults = [f for f in faults if f != "power-cut"]
     with targeting(pg_major):
         if process_faults:
             _process_faults(drill, manifests, target_name, chosen, process_faults, rng, pg_amcheck, progress,
@@ -78,7 +79,7 @@ def _process_faults(drill, manifests, target_name, configs, faults, rng, pg_amch
         apply_schema(target)
         drill.notes += target.notes
         for config in configs:
-            if "process-kill" in faults and plan.kills:
+            if "process-kill" in faults:
                 drill.trials += runner.process_kills(target, config, plan, rng, pg_amcheck, progress)
             if "init-kill" in faults:
                 drill.trials.append(runner.init_kill(target, manifests, config, progress))

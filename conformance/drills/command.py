@@ -8,6 +8,7 @@ from pathlib import Path
 
 from conformance.drills.names import FAULTS, TRIAL_NAMES
 from conformance.errors import InputError, NothingChecked
+from conformance.workload import major_beyond_plan
 
 
 def _names(option: str, text: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -47,6 +48,8 @@ def run(manifests_dir: Path, target: str, *, quick: bool, kills: int | None, cut
     found = workload.image_major(loaded)
     if pg_major is not None and found is not None and found != pg_major:
         raise InputError(f"{folder}: its StatefulSet runs PostgreSQL {found}, not {pg_major}")
+    # --manifests upgrade/pg18 alone: the major the manifests run, for every fault alike.
+    pg_major = pg_major or major_beyond_plan(found)
     chosen = plan(quick, kills, cuts)
     configs = configs or runner.CONFIGS
     runner.chosen(loaded, configs)  # an unknown name is exit 2 before anything runs

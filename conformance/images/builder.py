@@ -63,8 +63,9 @@ def existing(client, name: str):
 def recipe_for(image: str, progress=None) -> standins.Recipe | None:
     kind = standins.kind_of(image)
     if kind == "postgres":
-        major = re.match(r"(\d+)", standins.tag_of(image))
-        binaries = locate(progress, int(major.group(1)) if major else None)
+        from conformance.workload import major_of_image
+
+        binaries = locate(progress, major_of_image(image))
         return standins.postgres_recipe(image, binaries, binaries.bindir.parent)
     if kind == "exporter":
         path = tools.find("prometheus-postgres-exporter", progress=progress)

@@ -70,8 +70,9 @@ def standin_name(image: str) -> str:
 
 
 def tag_of(image: str) -> str:
-    last = image.rsplit("/", 1)[-1].split("@")[0]
-    return last.split(":", 1)[1] if ":" in last else "latest"
+    from conformance.workload import image_tag
+
+    return image_tag(image)
 
 
 @dataclass(frozen=True)

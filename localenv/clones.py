@@ -39,6 +39,8 @@ BUILDING = "_building"
 LOCK_KEY = 0x50434442
 DEFAULT_TTL = timedelta(hours=24)
 SWEEP_WAIT_S = 5  # how long a sweep waits for the makers to let it judge ownerless clones
+# Settings whose value is a list (GUC_LIST_QUOTE in PostgreSQL's guc tables): stored as SQL.
+LIST_SETTINGS = {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
 KEEP_TEMPLATES = 3  # this schema's and the two newest others (other checkouts on the same server)
 
 
@@ -323,7 +325,10 @@ class Clones:
                 key, _, value = item.partition("=")
                 scope = sql.SQL("ALTER DATABASE {}").format(ident) if every_role else \
                     sql.SQL("ALTER ROLE {} IN DATABASE {}").format(sql.Identifier(role), ident)
-                out.append(sql.SQL("{} SET {} TO {}").format(scope, sql.Identifier(key), sql.Literal(value)))
+                # A list setting is kept as PostgreSQL wrote it, its elements quoted where they
+                # need it (product_change, "my schema"): given back as written, not as one string.
+                given = sql.SQL(value) if key in LIST_SETTINGS else sql.Literal(value)
+                out.append(sql.SQL("{} SET {} TO {}").format(scope, sql.Identifier(key), given))
         return out
 
     @staticmethod

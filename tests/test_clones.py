@@ -69,6 +69,26 @@ def test_a_write_in_one_clone_is_invisible_in_another_and_in_the_dev_database(se
 
 
 @pytest.mark.live
+def test_a_list_setting_of_the_template_reaches_the_clone_as_a_list(server):
+    """A search_path of two schemas (one needing quotes) comes to the clone as two, not as one
+    schema named after the whole text."""
+    clones = Clones(server)
+    template = clones.ensure_template()
+    user = server.conninfo("readonly")["user"]
+    with psycopg.connect(**server.conninfo("superuser", dbname="postgres"), autocommit=True) as su:
+        su.execute(f'ALTER ROLE {user} IN DATABASE {template} SET search_path = {SCHEMA}, "my schema", public')
+        try:
+            clone = clones.create()
+            try:
+                with clone.connect("readonly") as conn:
+                    assert conn.execute("SHOW search_path").fetchone()[0] == f'{SCHEMA}, "my schema", public'
+            finally:
+                clones.drop(clone.name)
+        finally:
+            su.execute(f"ALTER ROLE {user} IN DATABASE {template} SET search_path = {SCHEMA}")
+
+
+@pytest.mark.live
 def test_the_app_account_cannot_delete_in_a_clone(server):
     clones = Clones(server)
     clone = clones.create()

@@ -171,11 +171,6 @@ class Backend(abc.ABC):
         state.save(self.state_file)
 
     def _apply_durably(self, target) -> None:
-        # The SQL as the manifests have it now: a server started before sql/ changed holds
-        # the older files where its Job's ConfigMap is mounted.
-        from conformance.targets import configmaps
-
-        configmaps.write_schema_sql(self.manifests, target.sql_dir)
         # The Job's script commits with synchronous_commit=on (its PGOPTIONS); sync then asks
         # the OS to write it back, so that neither a killed server nor, as far as the OS can
         # promise with fsync=off, a power cut right after "done" undoes it.

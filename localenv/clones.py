@@ -220,27 +220,8 @@ class Clones:
             sql.Identifier(self.template), sql.Literal(f"built {datetime.now(timezone.utc).isoformat()}")))
 
     def _run_init(self, database: str):
-        """The init Job's script on database, with the SQL of these manifests' schema ConfigMap
-        (not what the server's target wrote when it started: sql/ may have changed since)."""
-        import shutil
-        import tempfile
-        from pathlib import Path
-
-        from conformance.plan import figure
-        from conformance.targets import configmaps
-
-        job = workload.schema_init(self.manifests)
-        mount = job.mount_of_configmap(figure("schema-configmap").expected)
-        folder = Path(tempfile.mkdtemp(prefix="pc-template-sql-"))
-        try:
-            folder.chmod(0o755)  # the Job's container (docker) reads it as another user
-            sql_dir = configmaps.write_schema_sql(self.manifests, folder / "sql")
-            for path in [sql_dir, *sql_dir.rglob("*")]:
-                path.chmod(0o755 if path.is_dir() else 0o644)
-            return self.target.run_script(job, env={"PGDATABASE": database},
-                                          mounts={mount.path: sql_dir} if mount is not None else None)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        """The init Job's script on database (the target writes its SQL from these manifests)."""
+        return self.target.run_script(workload.schema_init(self.manifests), env={"PGDATABASE": database})
 
     def drop_templates(self) -> list[str]:
         """Every template (and half-built one) on the server; none is rebuilt meanwhile."""

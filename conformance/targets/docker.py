@@ -463,10 +463,23 @@ class DockerTarget(Target):
 
     # -- what the cluster would run -------------------------------------------------------
     def run_script(self, container, env=None, mounts=None, timeout=timeouts.SCRIPT):
+        """The script in a container of its own. Its ConfigMaps are written from this target's
+        manifests into a folder of this run: the schema SQL as sql/ is now, not as it was when
+        the server started (two runs at once each have their own)."""
         from conformance.targets import docker_run
 
-        spec = self.script_spec(container, env, mounts)
-        return docker_run.to_completion(self._docker(), self._create_kwargs(spec), timeout, network=self.network_name)
+        runs = self.workdir / "script-runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{container.owner.name}-", dir=runs))
+        try:
+            scratch.chmod(0o755)  # the script's user in the container reads it
+            given = {m.path: configmaps.materialize(self.manifests, m, scratch / m.volume)
+                     for m in container.mounts() if m.source.get("configMap")}
+            spec = self.script_spec(container, env, {**given, **(mounts or {})})
+            return docker_run.to_completion(self._docker(), self._create_kwargs(spec), timeout,
+                                            network=self.network_name)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def exec_database(self, argv, stdin=b"", timeout=300):
         from conformance.targets import docker_exec

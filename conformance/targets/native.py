@@ -116,7 +116,6 @@ class NativeTarget(Target):
                     configmaps.materialize(self.manifests, mount, self.mapping.paths[mount.path])
                 elif mount.source.get("secret"):
                     secret_volumes.materialize(container, mount, self.mapping.paths[mount.path])
-        configmaps.write_schema_sql(self.manifests, self.sql_dir)
 
     # -- lifecycle ------------------------------------------------------------------------
     def open(self) -> None:
@@ -300,15 +299,17 @@ class NativeTarget(Target):
     # -- what the cluster would run -------------------------------------------------------
     def _script_mapping(self, container: workload.Container, mounts: dict[str, Path] | None,
                         scratch: Path) -> LocalMapping:
-        """The script's mounts: the backup claim, the schema ConfigMap, and its Secret files and
-        emptyDirs in scratch, a folder of this run alone (two runs at once, from two processes
-        on one localenv home, must not replace each other's files)."""
+        """The script's mounts: the backup claim; its ConfigMaps, Secret files and emptyDirs in
+        scratch, a folder of this run alone (two runs at once, from two processes on one localenv
+        home, must not replace each other's files). The ConfigMaps are written from this target's
+        manifests at each run: the schema SQL as sql/ is now, not as it was when the server
+        started."""
         paths = dict(self.mapping.paths)
         for mount in container.mounts():
             if mount.source.get("persistentVolumeClaim") is not None:
                 paths[mount.path] = self.backup_dir
             elif mount.source.get("configMap"):
-                paths[mount.path] = self.sql_dir
+                paths[mount.path] = configmaps.materialize(self.manifests, mount, scratch / f"configmap-{mount.volume}")
             elif mount.source.get("secret"):
                 paths[mount.path] = secret_volumes.materialize(container, mount, scratch / f"secret-{mount.volume}")
             elif "emptyDir" in mount.source:

@@ -482,11 +482,33 @@ def test_config_checksum_command_updates_the_annotation(project):
      ["initContainers[0].command", "expected rm of postmaster.pid only", 'found rm "$PGDATA"/postmaster.opts']),
     (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'rm -rf "$PGDATA/pg_wal"'),
      ["initContainers[0].command", 'found rm "$PGDATA/pg_wal"']),
+    # The step names the lock and removes nothing, or another file of that name.
+    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'true'),
+     ["initContainers[0].command", "expected rm of $PGDATA/postmaster.pid", "found no rm of $PGDATA/postmaster.pid"]),
+    (lambda p: p.replace(f"manifests/{STS}", 'lock="$PGDATA/postmaster.pid"', 'lock=/tmp/postmaster.pid'),
+     ["initContainers[0].command", "found no rm of $PGDATA/postmaster.pid"]),
+    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'rm -f -- "$lock"; find "$PGDATA" -name "*.old" -delete'),
+     ["initContainers[0].command", 'found find "$PGDATA" -name "*.old" -delete']),
 ])
 def test_the_stale_lock_step_runs_as_the_database_on_its_data(project, mutate, fragments):
     """The step must read the server's own lock (same claim, mount and PGDATA), as the server's
     user with its image, and remove that file only."""
     mutate(project)
     text = "\n".join(gate_of(project)["plan-1.2-stale-lock-cleared"].lines())
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+@pytest.mark.parametrize("old,new,fragments", [
+    # The dump stays under its temporary name: nothing moves it into place (the comment that
+    # names ln is no command).
+    ('until ln -- "$tmp" "$final" 2>/dev/null; do', 'until true; do',
+     ["plan-7.1-backup-script", "expected dump to a temporary file, then move (mv or ln) into place",
+      "found no rename after the dump"]),
+    ('pg_restore --file=/dev/null "$tmp"', 'true', ["expected the dump read back (pg_restore)", "found no verification"]),
+])
+def test_the_backup_script_rules_fail_on_a_script_that_breaks_them(project, old, new, fragments):
+    project.replace(f"manifests/{CRON}", old, new)
+    text = "\n".join(gate_of(project)["plan-7.1-backup-script"].lines())
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in:\n{text}"

@@ -92,12 +92,12 @@ def test_where_the_gate_and_the_live_run_disagree_and_why():
     the plan's values) while live-4-settings and live-12.1-dev-tuning fail, because nothing
     reads that text: it is mounted where only bitnami's image looks, and bitnami/postgresql:14
     can no longer be pulled (the gate's plan-2.2-pg-major), so the live run runs the official
-    image's contract. On the rest they agree (the missing startupProbe, for one: the gate's
-    plan-5.1-probe-command and live-8.2-probes both fail)."""
+    image's contract (VERDICT pins live-4-settings and live-12.1-dev-tuning as failed, and the
+    slow test above holds the live run to it). On the rest they agree (the missing startupProbe,
+    for one: the gate's plan-5.1-probe-command and live-8.2-probes both fail)."""
     gate = run_gate(V1, V1 / "sql", V1 / "docs")
     for cid in ("plan-4.1-shared-buffers", "plan-12.1-fsync", "plan-12.1-synchronous-commit"):
         assert gate[cid].status is Status.PASSED, cid
-    assert VERDICT["live-4-settings"][0] is VERDICT["live-12.1-dev-tuning"][0] is Status.FAILED
     assert gate["plan-2.2-pg-major"].status is Status.FAILED
     assert "bitnami/postgresql:14" in "\n".join(gate["plan-2.2-pg-major"].lines())
     assert gate["plan-5.1-probe-command"].status is VERDICT["live-8.2-probes"][0] is Status.FAILED

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance import pgconf, workload
+from conformance.errors import EnvironmentProblem
 from conformance.manifests import Manifests
 from conformance.plan import CLAIMED_GAINS_PCT, DEV_ONLY_SETTINGS
 
@@ -46,6 +47,14 @@ def claimed_gain_pct(setting: str) -> float:
     return float(CLAIMED_GAINS_PCT[setting])
 
 
+class NotInEffect(EnvironmentProblem):
+    """After the reload the server does not show the configuration's values."""
+
+    def __init__(self, message: str, config: "Config"):
+        super().__init__(message)
+        self.config = config
+
+
 def apply(connect, config: Config) -> None:
     """Make config the server's (ALTER SYSTEM, then a reload: the three are sighup or user
     settings), and wait until SHOW says so. connect() opens an autocommit superuser session."""
@@ -67,4 +76,7 @@ def apply(connect, config: Config) -> None:
             raise NotYet(f"server shows {shown}")
         return True
 
-    wait_until(took_effect, f"configuration {config.name} in effect", timeouts.RELOAD, interval=0.1)
+    try:
+        wait_until(took_effect, f"configuration {config.name} in effect", timeouts.RELOAD, interval=0.1)
+    except EnvironmentProblem as exc:
+        raise NotInEffect(str(exc), config) from None

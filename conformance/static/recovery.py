@@ -22,21 +22,28 @@ def _script(c: workload.Container) -> str:
     return "\n".join(c.command + c.args)
 
 
-def _removes_only_the_lock(script: str) -> list[str]:
-    """The operands of every rm in the script that are not the lock file (a literal path ending
-    in postmaster.pid, or a variable the script sets to one)."""
-    assigned = {m.group(1): m.group(2) for m in re.finditer(r"^\s*(\w+)=(\S+)", script, re.M)}
-    others = []
-    for m in re.finditer(r"(?:^|[;&|({]|\bthen|\bdo|\belse)\s*rm\s+([^\n;&|)}]*)", script, re.M):
+def _removals(script: str, pgdata: str) -> tuple[bool, list[str]]:
+    """(whether an rm removes PGDATA's lock, the operands of every removal that is not it). An
+    operand is a literal path or a variable the script sets; the lock is $PGDATA/postmaster.pid
+    (or PGDATA's value spelled out). find -delete, unlink and mv remove files too."""
+    assigned = {m.group(1): m.group(2).strip("\"'") for m in re.finditer(r"^\s*(\w+)=(\S+)", script, re.M)}
+    lock_paths = {f"$PGDATA/{LOCK}", f"${{PGDATA}}/{LOCK}", f"{pgdata}/{LOCK}"}
+    removes_lock, others = False, []
+    starts = r"(?:^|[;&|({]|\bthen|\bdo|\belse)\s*"
+    for m in re.finditer(starts + r"rm\s+([^\n;&|)}]*)", script, re.M):
         for word in m.group(1).split():
             if word.startswith("-"):
                 continue
             bare = word.strip("\"'")
             variable = re.fullmatch(r"\$\{?(\w+)\}?", bare)
             value = assigned.get(variable.group(1), "") if variable else bare
-            if not value.strip("\"'").endswith(f"/{LOCK}"):
-                others.append(word)
-    return others
+            if value in lock_paths:
+                removes_lock = True
+            else:
+                others.append(f"rm {word}")
+    for m in re.finditer(starts + r"((?:unlink|mv)\s+[^\n;&|)}]*|find\s+[^\n;&|)}]*-delete)", script, re.M):
+        others.append(m.group(1).strip())
+    return removes_lock, others
 
 
 @static("plan-1.2-stale-lock-cleared", "1.2", "a stale postmaster.pid is cleared before the server starts (an init "
@@ -72,7 +79,11 @@ def stale_lock_cleared(ctx):
         if got != want:
             yield ctx.finding(sts, step.path + ("securityContext", field), f"{want} (the database's: the lock is "
                               "its file, and a root step could change what it must not)", got)
-    others = _removes_only_the_lock(_script(step))
+    removes_lock, others = _removals(_script(step), db.env.get("PGDATA", ""))
+    if not removes_lock:
+        yield ctx.finding(sts, step.path + ("command",), f"rm of $PGDATA/{LOCK} (the lock the server reads; a "
+                          "step that names it and removes nothing, or another file, clears nothing)",
+                          f"no rm of $PGDATA/{LOCK}")
     if others:
         yield ctx.finding(sts, step.path + ("command",), f"rm of {LOCK} only (nothing else in PGDATA is the init "
-                          "container's to touch)", f"rm {' '.join(others)}")
+                          "container's to touch)", "; ".join(others))

@@ -255,6 +255,21 @@ WHOLE_DEFINITIONS = {
         "RETURNS integer\n    LANGUAGE plpgsql\n    STABLE\n"),
         ["function cleanup_old_logs() volatility", "found STABLE", "function cleanup_old_logs() SET",
          "expected search_path=pg_catalog, pg_temp (schema spec)", "found nothing"]),
+    # Beside what the spec holds, nothing more: an index, a function overload, a trigger off.
+    "an index more": ("live-14.2-indexes", _sql("sql/02-schema.sql", "-- Indexes (12",
+        "CREATE INDEX idx_extra ON product_change.pc_kos_integration_log (method);\n-- Indexes (12"),
+        ["index idx_extra indexdef", "expected no such index (schema spec)", "found CREATE INDEX idx_extra"]),
+    "an overload of a function": ("live-14.2-functions", _sql("sql/02-schema.sql", "-- Indexes (12",
+        "CREATE FUNCTION product_change.cleanup_old_logs(days integer) RETURNS integer LANGUAGE sql "
+        "SET search_path = pg_catalog, pg_temp AS 'SELECT 0';\n-- Indexes (12"),
+        ["function cleanup_old_logs overloads", "expected one function", "found cleanup_old_logs(days integer), "
+         "cleanup_old_logs()"]),
+    "a trigger disabled": ("live-14.2-triggers", _sql("sql/04-privileges.sql",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA product_change TO product_change_readonly;",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA product_change TO product_change_readonly;\n"
+        "ALTER TABLE product_change.pc_circuit_breaker_state DISABLE TRIGGER trg_pc_circuit_breaker_state_updated_at;"),
+        ["trigger trg_pc_circuit_breaker_state_updated_at enabled", "expected O (fires in every session)",
+         "found D (disabled)"]),
 }
 
 

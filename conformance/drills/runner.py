@@ -92,7 +92,7 @@ def process_kills(target, config: Config, plan: Plan, rng: random.Random, pg_amc
         acked = load.stop()
         start = time.monotonic()
         try:
-            target.start_server()
+            target.start_server(new_pod=False)  # the kubelet restarts the container: no init container
         except Exception as exc:  # the finding is that it did not come back
             trial.recovered, trial.details = False, [f"did not start: {' '.join(str(exc).split())[:200]}"]
             trials.append(trial)
@@ -223,7 +223,7 @@ def backup_kill(target, manifests, config: Config, rng: random.Random, progress)
             target.kill_server()
             runner.join(timeouts.SCRIPT)
             start = time.monotonic()
-            target.start_server()
+            target.start_server(new_pod=False)
             trial.recovery_s = time.monotonic() - start
             proc = result.get("proc")
             new = sorted({p.name for p in folder.iterdir()} - before)

@@ -62,7 +62,7 @@ def init_then_kill(target, manifests) -> tuple[int, int, float]:
             raise RuntimeError(f"the init Job's script failed before the kill: {tail}")
         target.kill_server()  # at once: no time for the WAL writer to catch up
         start = time.monotonic()
-        target.start_server()
+        target.start_server(new_pod=False)  # the container restarted in its pod
         took = time.monotonic() - start
         return (*_count(target, DRILL_DB), took)
     finally:

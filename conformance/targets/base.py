@@ -139,7 +139,9 @@ class Target(abc.ABC):
         """Stop the server but keep the target, so that probes can be seen failing."""
 
     @abc.abstractmethod
-    def start_server(self) -> None: ...
+    def start_server(self, new_pod: bool = True) -> None:
+        """Start the server as the pod does. new_pod False: the kubelet restarting the container
+        in the same pod (after a process kill), which runs no init container."""
 
     def kill_server(self) -> None:
         """SIGKILL the server and all its processes at once, as an OOM kill of the container

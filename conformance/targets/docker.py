@@ -371,8 +371,11 @@ class DockerTarget(Target):
         self._container.kill()  # SIGKILL to the container: every process in it at once
         self._container.wait(timeout=timeouts.CONTAINER_STOP)
 
-    def start_server(self) -> None:
-        self.run_init_containers()
+    def start_server(self, new_pod: bool = True) -> None:
+        if new_pod:
+            self.run_init_containers()
+        else:
+            self.init_said = []
         self._container.start()
         self._start_sidecars()
         self.wait_ready()

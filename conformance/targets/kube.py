@@ -185,7 +185,7 @@ class KubeTarget(Target):
         self.kubectl.run("scale", f"statefulset/{self.statefulset}", "--replicas=0")
         wait_until(lambda: self.kubectl.get("pod", self.pod) is None, f"pod {self.pod} gone", timeouts.POD_GONE)
 
-    def start_server(self) -> None:
+    def start_server(self, new_pod: bool = True) -> None:
         self.kubectl.run("scale", f"statefulset/{self.statefulset}", f"--replicas={self.replicas}")
         self.wait_ready()
 

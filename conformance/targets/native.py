@@ -191,10 +191,13 @@ class NativeTarget(Target):
                                   cwd=self.server.rundir, **self.server.run_as.popen_kwargs())
             self._init_container_ran(c.name, proc)
 
-    def start_server(self) -> None:
-        # A new pod's emptyDirs start empty: no socket lock of an earlier server in the run directory.
-        self.server.clear_socket_locks()
-        self.run_init_containers()
+    def start_server(self, new_pod: bool = True) -> None:
+        if new_pod:
+            # A new pod's emptyDirs start empty: no socket lock of an earlier server in the run directory.
+            self.server.clear_socket_locks()
+            self.run_init_containers()
+        else:
+            self.init_said = []  # a restarted container keeps its pod's emptyDirs, as they are
         for attempt in range(START_ATTEMPTS):
             options = self.mapping.argv(self.db.args) + self.mapping.server_overrides(self.run_dir)
             try:

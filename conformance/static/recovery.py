@@ -14,6 +14,7 @@ import re
 from conformance import workload
 from conformance.registry import static
 from conformance.static import wraps_missing
+from conformance.static.security import effective
 
 LOCK = "postmaster.pid"
 
@@ -72,10 +73,9 @@ def stale_lock_cleared(ctx):
     if step.env.get("PGDATA") != db.env.get("PGDATA"):
         yield ctx.finding(sts, step.path + ("env",), f"PGDATA={db.env.get('PGDATA')} (the database's)",
                           f"PGDATA={step.env.get('PGDATA')}" if "PGDATA" in step.env else "no PGDATA")
-    pod_sc = workload.pod_spec(sts).get("securityContext") or {}
+    pod = workload.pod_spec(sts)
     for field in ("runAsUser", "runAsGroup"):
-        want = (db.spec.get("securityContext") or {}).get(field, pod_sc.get(field))
-        got = (step.spec.get("securityContext") or {}).get(field, pod_sc.get(field))
+        want, got = effective(pod, db.spec, field), effective(pod, step.spec, field)
         if got != want:
             yield ctx.finding(sts, step.path + ("securityContext", field), f"{want} (the database's: the lock is "
                               "its file, and a root step could change what it must not)", got)

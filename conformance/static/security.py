@@ -21,7 +21,8 @@ def _containers(ctx):
                 yield obj, base, spec, base + (group, i), c
 
 
-def _effective(pod_spec: dict, container: dict, field: str):
+def effective(pod_spec: dict, container: dict, field: str):
+    """A securityContext field as it applies to the container: its own, else the pod's."""
     value = (container.get("securityContext") or {}).get(field)
     return (pod_spec.get("securityContext") or {}).get(field) if value is None else value
 
@@ -29,9 +30,9 @@ def _effective(pod_spec: dict, container: dict, field: str):
 @static("plan-9.1-non-root", "9.1", "every container runs as a non-root user")
 def non_root(ctx):
     for obj, _, spec, path, c in _containers(ctx):
-        if _effective(spec, c, "runAsNonRoot") is not True:
-            yield ctx.finding(obj, path + ("securityContext", "runAsNonRoot"), True, _effective(spec, c, "runAsNonRoot"))
-        uid = _effective(spec, c, "runAsUser")
+        if effective(spec, c, "runAsNonRoot") is not True:
+            yield ctx.finding(obj, path + ("securityContext", "runAsNonRoot"), True, effective(spec, c, "runAsNonRoot"))
+        uid = effective(spec, c, "runAsUser")
         if uid == 0:
             yield ctx.finding(obj, path + ("securityContext", "runAsUser"), "a non-zero uid", uid)
 

@@ -40,7 +40,8 @@ class Gain:
     verdict: str          # "agree" / "disagree" / "" (no claim on this metric)
 
 
-def _med(values):
+def median(values):
+    """The median of the values given (None ones left out); None when there are none."""
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
 
@@ -56,9 +57,9 @@ def summarize(samples: list[Sample]) -> list[Summary]:
         group = [s for s in samples if s.config == config and s.workload == workload]
         tps = [s.tps for s in group]
         out.append(Summary(config, workload, statistics.median(tps), min(tps), max(tps),
-                           _med(s.p50_ms for s in group), _med(s.p95_ms for s in group), _med(s.p99_ms for s in group),
-                           _med(s.per_tx("wal_bytes") for s in group), _med(s.per_tx("wal_records") for s in group),
-                           _med(s.per_tx("wal_fpi") for s in group), len(group)))
+                           median(s.p50_ms for s in group), median(s.p95_ms for s in group), median(s.p99_ms for s in group),
+                           median(s.per_tx("wal_bytes") for s in group), median(s.per_tx("wal_records") for s in group),
+                           median(s.per_tx("wal_fpi") for s in group), len(group)))
     return out
 
 

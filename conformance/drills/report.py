@@ -4,11 +4,11 @@ trial, .png (commits lost and time to come back, per configuration and fault).""
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from conformance.bench.stats import median
 from conformance.drills import availability
 from conformance.drills.bounds import Rate
 from conformance.drills.campaign import Drill
@@ -38,10 +38,6 @@ class Row:
     lock_cleared: int = 0  # trials after which the init container removed a stale postmaster.pid
 
 
-def _med(values):
-    return statistics.median(values) if values else None
-
-
 def rows(drill: Drill) -> list[Row]:
     out = []
     for fault in FAULTS:
@@ -51,9 +47,9 @@ def rows(drill: Drill) -> list[Row]:
                 continue
             ts = [t for t in every if not t.missed and not t.failed]
             back = [t for t in ts if t.recovered]
-            out.append(Row(config, fault, len(ts), len(back), _med([t.recovery_s for t in back]),
-                           max((t.recovery_s for t in back), default=None), _med([t.lost for t in back]),
-                           max((t.lost for t in back), default=None), _med([t.lost_ms for t in back]),
+            out.append(Row(config, fault, len(ts), len(back), median([t.recovery_s for t in back]),
+                           max((t.recovery_s for t in back), default=None), median([t.lost for t in back]),
+                           max((t.lost for t in back), default=None), median([t.lost_ms for t in back]),
                            max((t.lost_ms for t in back), default=None), sum(t.acked for t in ts),
                            sum(t.corrupt for t in ts),
                            tuple(dict.fromkeys(d for t in ts if not t.recovered for d in t.details)),
@@ -252,7 +248,7 @@ def markdown(drill: Drill, stamp: str, png_name: str) -> str:
     clean = [t.clean_start_s for t in drill.trials if t.fault == POWER_CUT and t.clean_start_s]
     if clean:
         lines += ["", f"Power-cut times include the virtual machine's boot under software emulation (a boot "
-                  f"without a cut: {_f(_med(clean), 1, ' s')} median); compare configurations, not absolute seconds."]
+                  f"without a cut: {_f(median(clean), 1, ' s')} median); compare configurations, not absolute seconds."]
     if drill.notes:
         lines += ["", *[f"> {n}" for n in drill.notes]]
     lines += ["", f"![commits lost and recovery]({png_name})", ""]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 
 from conformance.bench import harness
-from conformance.bench.stats import BASELINE, paired
+from conformance.bench.stats import BASELINE, median, paired
 from conformance.plan import DEV_ONLY_SETTINGS, figure
 from conformance.registry import Skip, live
 from conformance.results import Finding, Inconclusive
@@ -40,11 +40,6 @@ def interval(changes: list[float]) -> tuple[float, float] | None:
     return mean - half, mean + half
 
 
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
 def judge(m: harness.Measurement) -> list[Finding]:
     obj = f"ConfigMap/{figure('config-configmap').expected}"
     out: list[Finding] = []
@@ -59,7 +54,7 @@ def judge(m: harness.Measurement) -> list[Finding]:
         out.append(Finding(CONFIG_FILE, obj, "full_page_writes (plan 12.1)",
                            f"fewer full-page images per transaction: at most {FPI_FRACTION:.0%} of the durable "
                            f"baseline's {base_fpi:.2f}", f"{plan_fpi:.2f}"))
-    wal = {c: _median(s.per_tx("wal_bytes") for s in samples if s.config == c) for c in (BASELINE, PLAN)}
+    wal = {c: median(s.per_tx("wal_bytes") for s in samples if s.config == c) for c in (BASELINE, PLAN)}
     if wal[PLAN] is None or wal[BASELINE] is None or not wal[PLAN] < wal[BASELINE]:
         out.append(Finding(CONFIG_FILE, obj, "WAL per transaction (plan 12.1)",
                            f"less than the durable baseline's {wal[BASELINE] or 0:.0f} bytes (no full-page images)",

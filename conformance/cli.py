@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pytest-benchmark JSON of the suite itself, to include in the report")
     _allow_skip(bench)
     drills = sub.add_parser("drills", help="what the dev tuning costs under faults: process kills and power cuts, "
-                                           "the durable baseline beside the plan's configuration")
+                                           "the durable baseline beside the manifests' configuration")
     drills.add_argument("--manifests", type=Path, default=_default_manifests())
     drills.add_argument("--target", choices=("native", "docker"), default="native",
                         help="where the process faults strike (power cuts always run in a virtual machine)")
@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     drills.add_argument("--pg-major", type=major_argument, default=None,
                         help="drill PostgreSQL N with its manifests (upgrade/pgN) instead of the plan's 14")
     drills.add_argument("--configs", default=",".join(CONFIGS), metavar="LIST",
-                        help="configurations, comma-separated: durable, plan, or one dev setting off alone "
-                             f"(fsync=off, synchronous_commit=off, full_page_writes=off); default {','.join(CONFIGS)}")
+                        help="configurations, comma-separated: durable, manifests (the ConfigMap's), plan-12.1 "
+                             "(the plan's text, all three off), or one dev setting off alone (fsync=off, "
+                             f"synchronous_commit=off, full_page_writes=off); default {','.join(CONFIGS)}")
     drills.add_argument("--no-power", action="store_true", help="leave out the power cuts (no qemu)")
     drills.add_argument("--output", type=Path, default=Path("reports"), help="folder for the report (default reports/)")
     _allow_skip(drills)

@@ -172,8 +172,8 @@ class Backend(abc.ABC):
 
     def _apply_durably(self, target) -> None:
         # The Job's script commits with synchronous_commit=on (its PGOPTIONS); sync then asks
-        # the OS to write it back, so that neither a killed server nor, as far as the OS can
-        # promise with fsync=off, a power cut right after "done" undoes it.
+        # the OS to write it back, so that neither a killed server nor a power cut right after
+        # "done" undoes it (also where the ConfigMap turns fsync off, as plan 12.1's text does).
         apply_schema(target)
         os.sync()
 

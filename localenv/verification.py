@@ -1,8 +1,9 @@
 """Is the database what the init made? Asked on every `up` before it says "started": the app
 account logs in and may read every table and view of the schema (plan 14.2's objects).
 
-With the plan's fsync=off a crash can lose or damage what the init wrote; a database that
-lacks it must not be handed to the service as if it were whole.
+A crash can lose what the init wrote (with plan 12.1's fsync=off, which the ConfigMap does not
+ship, also damage it); a database that lacks it must not be handed to the service as if it were
+whole.
 """
 
 from __future__ import annotations

@@ -54,15 +54,19 @@ def test_pg_test_fsync_ceiling_is_the_fdatasync_line():
     assert harness.parse_fsync("nothing") is None
 
 
-def test_plan_configuration_is_read_from_the_configmap(tmp_path):
+def test_the_manifests_configuration_is_read_from_the_configmap(tmp_path):
     configs = {c.name: c for c in configurations(manifests.load(ROOT / "manifests"))}
-    assert list(configs) == ["durable", "fsync=off", "synchronous_commit=off", "full_page_writes=off", "plan"]
-    assert configs["plan"].values == {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    assert list(configs) == ["durable", "fsync=off", "synchronous_commit=off", "full_page_writes=off", "plan-12.1",
+                             "manifests"]
+    # Ours (docs/deviations.md `conf-fsync`, `conf-full-page-writes`) beside the plan's text.
+    assert configs["manifests"].values == {"fsync": "on", "synchronous_commit": "off", "full_page_writes": "on"}
+    assert configs["manifests"].from_configmap and not configs["plan-12.1"].from_configmap
+    assert configs["plan-12.1"].values == {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
     assert configs["durable"].values == {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
     project = ProjectCopy(tmp_path)
-    project.conf("fsync = off", "fsync = on")
+    project.conf("fsync = on", "fsync = off")
     changed = {c.name: c for c in configurations(manifests.load(project.manifests))}
-    assert changed["plan"].values["fsync"] == "on"
+    assert changed["manifests"].values["fsync"] == "off"
 
 
 def test_options_need_scale_of_at_least_the_clients():
@@ -71,8 +75,9 @@ def test_options_need_scale_of_at_least_the_clients():
     assert harness.rotated([1, 2, 3], 1) == [2, 3, 1] and harness.rotated([1, 2, 3], 3) == [1, 2, 3]
 
 
-def _sample(r, config, tps, fpi=0.0, wal=1000, workload="tpcb-like", tx=1000):
-    return harness.Sample(r, config, workload, tps, tx, 1.0, 2.0, 3.0, int(wal * tx), 6 * tx, int(fpi * tx))
+def _sample(r, config, tps, fpi=0.0, wal=1000, flushes=None, workload="tpcb-like", tx=1000):
+    return harness.Sample(r, config, workload, tps, tx, 1.0, 2.0, 3.0, int(wal * tx), 6 * tx, int(fpi * tx),
+                          None if flushes is None else int(flushes * tx))
 
 
 def _measurement(rows) -> harness.Measurement:
@@ -81,14 +86,17 @@ def _measurement(rows) -> harness.Measurement:
     m.samples = [_sample(*row) for row in rows]
     m.server_version, m.fsync_ops_per_s = "14.23", 10000.0
     m.commands = ["pgbench --builtin=tpcb-like --client=2"]
-    m.settings = {name: {"setting": "off", "unit": None, "source": "configuration file"}
-                  for name in ("fsync", "synchronous_commit", "full_page_writes")}
+    ours = next(c for c in configs if c.from_configmap)
+    m.settings = {name: {"setting": value, "unit": None, "source": "configuration file"}
+                  for name, value in ours.values.items()}
     return m
 
 
-HEALTHY = [(r, c, tps, fpi, wal) for r in (1, 2, 3) for c, tps, fpi, wal in [
-    ("durable", 1000 + r, 0.8, 6600), ("fsync=off", 1500, 0.8, 6600), ("synchronous_commit=off", 1300, 0.8, 6600),
-    ("full_page_writes=off", 1000, 0.0, 400), ("plan", 1600, 0.0, 400)]]
+# round, configuration, tps, full-page images, WAL bytes and WAL flushes per transaction
+HEALTHY = [(r, c, tps, fpi, wal, flushes) for r in (1, 2, 3) for c, tps, fpi, wal, flushes in [
+    ("durable", 1000 + r, 0.8, 6600, 0.9), ("fsync=off", 1500, 0.8, 6600, 0.0),
+    ("synchronous_commit=off", 1300, 0.8, 6600, 0.01), ("full_page_writes=off", 1000, 0.0, 400, 0.9),
+    ("plan-12.1", 1600, 0.0, 400, 0.0), ("manifests", 1300, 0.8, 6600, 0.01)]]
 
 
 def test_gains_are_paired_by_round_and_judged_against_the_claims():
@@ -104,27 +112,47 @@ def test_gains_are_paired_by_round_and_judged_against_the_claims():
 
 
 def _plan_tps(*per_round: float):
-    """HEALTHY, the plan's throughput per round replaced (the durable baseline's is 1001-1003)."""
-    return [(r, c, per_round[r - 1] if c == "plan" else tps, fpi, wal) for r, c, tps, fpi, wal in HEALTHY
+    """HEALTHY, our configuration's throughput per round replaced (the durable baseline's is 1001-1003)."""
+    return [(r, c, per_round[r - 1] if c == "manifests" else tps, *rest) for r, c, tps, *rest in HEALTHY
             if r <= len(per_round)]
 
 
-def test_tuning_judge_passes_the_plan_and_fails_what_it_guards():
+def test_tuning_judge_passes_the_configmap_and_fails_what_it_guards():
     from conformance.results import Inconclusive
 
     assert judge(_measurement(HEALTHY)) == []
-    fpw_on = [(r, c, tps, 0.8 if c == "plan" else fpi, 6600 if c == "plan" else wal) for r, c, tps, fpi, wal in HEALTHY]
-    findings = judge(_measurement(fpw_on))
+    # Commits that waited for their flush: synchronous_commit=off did not take.
+    waited = [(r, c, tps, fpi, wal, 0.9 if c == "manifests" else flushes) for r, c, tps, fpi, wal, flushes in HEALTHY]
+    (finding,) = judge(_measurement(waited))
+    assert finding.path == "synchronous_commit (plan 12.1)" and finding.found == "0.90"
+    assert "at most 50% of the durable baseline's 0.90 flushes per transaction" in finding.expected
+    m = _measurement(HEALTHY)
+    m.settings["fsync"]["setting"] = "off"  # the server runs without the ConfigMap's fsync = on
+    (finding,) = judge(m)
+    assert finding.path == "fsync (plan 12.1)" and finding.expected == "on in effect" and finding.found == "off"
+
+
+def test_with_full_page_writes_off_in_the_configmap_the_judge_wants_no_full_page_images(tmp_path):
+    """The plan's text (all three off) in the ConfigMap: full-page images and WAL are judged too."""
+    from conformance.results import Inconclusive
+
+    project = ProjectCopy(tmp_path)
+    project.conf("full_page_writes = on", "full_page_writes = off")
+    configs = configurations(manifests.load(project.manifests))
+    fpw_off = [(r, c, tps, 0.0 if c == "manifests" else fpi, 400 if c == "manifests" else wal, flushes)
+               for r, c, tps, fpi, wal, flushes in HEALTHY]
+    m = _measurement(fpw_off)
+    m.configs = configs
+    m.settings["full_page_writes"]["setting"] = "off"
+    assert judge(m) == []
+    m.samples = [_sample(*row) for row in HEALTHY]  # images and WAL as if full_page_writes were on
+    findings = judge(m)
     assert [f.path for f in findings] == ["full_page_writes (plan 12.1)", "WAL per transaction (plan 12.1)"]
     assert findings[0].found == "0.80" and not any(isinstance(f, Inconclusive) for f in findings)
-    m = _measurement(HEALTHY)
-    m.settings["fsync"]["setting"] = "on"  # the ConfigMap lost its fsync = off
-    (finding,) = judge(m)
-    assert finding.path == "fsync (plan 12.1)" and finding.expected == "off in effect" and finding.found == "on"
 
 
 def test_throughput_decides_only_where_the_rounds_do():
-    """The plan's configuration 30% slower in every one of three rounds fails; a noisy spread
+    """The ConfigMap's configuration 30% slower in every one of three rounds fails; a noisy spread
     across the threshold warns; a single round never decides (it failed on the docker target
     in one of two runs of the same commit: "-30% in every round")."""
     from conformance.results import Inconclusive
@@ -136,7 +164,7 @@ def test_throughput_decides_only_where_the_rounds_do():
     assert isinstance(noisy, Inconclusive) and "holds both" in noisy.found
     (one,) = judge(_measurement(_plan_tps(700)))
     assert isinstance(one, Inconclusive) and "too few rounds to judge" in one.found
-    assert harness.CHECK.rounds >= 3 and harness.CHECK.configs == ("durable", "plan")
+    assert harness.CHECK.rounds >= 3 and harness.CHECK.configs == ("durable", "manifests")
 
 
 def test_an_inconclusive_finding_warns_and_does_not_fail_the_run():
@@ -164,7 +192,7 @@ def test_report_writes_markdown_json_and_chart(tmp_path):
     assert "| fsync | tpcb-like | throughput | +50% | [+50%, +50%] | +30% | disagree |" in text
     assert "test_gate_wall_time | 1.39 s" in text and "pgbench --builtin=tpcb-like" in text
     data = json.loads(js.read_text())
-    assert len(data["samples"]) == 15 and data["gains"] and data["suite"][0]["median_s"] == 1.39
+    assert len(data["samples"]) == 18 and data["gains"] and data["suite"][0]["median_s"] == 1.39
     assert "product-change" in data["workload_scripts"]
     assert png.read_bytes()[:4] == b"\x89PNG"
     for path in (md, js):

@@ -86,7 +86,7 @@ def test_a_small_drill_end_to_end_leaves_nothing(tmp_path):
     assert all(t.recovered and not t.corrupt for t in drill.trials), [t for t in drill.trials if t.details]
     assert sum(t.lost for t in durable) == 0, "the durable baseline loses no acknowledged commit to a process kill"
     assert sum(t.acked for t in durable if t.fault == runner.PROCESS_KILL) > 0, "the load ran"
-    assert by[("plan", runner.INIT_KILL)].lost == 0, "the init commits durably whatever the server's settings"
+    assert by[("manifests", runner.INIT_KILL)].lost == 0, "the init commits durably whatever the server's settings"
     paths = report.write(drill, tmp_path)
     text = paths[0].read_text()
     assert "| durable | process kill | 2 | 2 of 2 |" in text and "power cuts not drilled: --no-power" in text
@@ -197,7 +197,7 @@ def test_a_small_sample_is_said_to_be_small():
     assert trials_for(0.10) == 29
 
     def row(trials):
-        return report.Row("plan", runner.POWER_CUT, trials, trials, 1.0, 1.0, 0, 0, 0, 0, 100, 0, ())
+        return report.Row("manifests", runner.POWER_CUT, trials, trials, 1.0, 1.0, 0, 0, 0, 0, 100, 0, ())
 
     (said,) = report.sample_warnings([row(5)])
     assert "none of 5 trials" in said and "29 trials with none would bound it under 10%" in said
@@ -228,16 +228,16 @@ def test_the_report_gives_bounds_and_warns_on_small_samples(tmp_path):
     from conformance.drills.availability import readiness
 
     drill = Drill("native", runner.QUICK, readiness=readiness(M))
-    drill.trials = [runner.Trial("plan", runner.POWER_CUT, i, acked=10, recovery_s=7.0, clean_start_s=6.0)
+    drill.trials = [runner.Trial("manifests", runner.POWER_CUT, i, acked=10, recovery_s=7.0, clean_start_s=6.0)
                     for i in range(10)]
     drill.trials[3].recovered, drill.trials[3].details = False, ['lock file "postmaster.pid" is empty']
     drill.pidfile = [PidTrial("empty", "(empty)", came_back=True, seconds=0.1)]
     drill.second_server = (True, 'FATAL:  lock file "postmaster.pid" already exists')
     text = report.markdown(drill, "stamp", "x.png")
-    assert "| plan | power cut | 10 | 9 of 10 | 1 of 10, at most 39% |" in text
+    assert "| manifests | power cut | 10 | 9 of 10 | 1 of 10, at most 39% |" in text
     assert "none of 10 trials corruption found, yet each rate may be up to 26%; 29 trials" in text
     assert "| empty | (empty) | yes | 0.1 s |" in text and "refused, as it must be" in text
-    assert "| plan | power cut | 1.0 s | 5 s |" in text
+    assert "| manifests | power cut | 1.0 s | 5 s |" in text
     assert "Node crashes a month, as measured" in text and "Assumed, not measured" in text
 
 
@@ -270,17 +270,17 @@ def _trial(config, fault, **kw):
 
 
 @pytest.mark.parametrize("trials,drilled,code,said", [
-    # every judged trial back, the plan losing its last commits to a kill: its accepted risk
-    ([_trial("durable", runner.PROCESS_KILL), _trial("plan", runner.PROCESS_KILL, lost=3)], ["process-kill"], 0, ""),
+    # every judged trial back, synchronous_commit=off losing its last commits to a kill: its accepted risk
+    ([_trial("durable", runner.PROCESS_KILL), _trial("manifests", runner.PROCESS_KILL, lost=3)], ["process-kill"], 0, ""),
     # a fault asked for whose every trial missed was not drilled
-    ([_trial("plan", runner.PROCESS_KILL), _trial("plan", runner.BACKUP_KILL, missed=True)],
+    ([_trial("manifests", runner.PROCESS_KILL), _trial("manifests", runner.BACKUP_KILL, missed=True)],
      ["process-kill", "backup-kill"], 1, "error: backup-kill: no trial judged"),
     # the durable baseline losing an acknowledged commit is a defect, not a risk taken
     ([_trial("durable", runner.PROCESS_KILL, lost=1)], ["process-kill"], 1, "damage no configuration accepts"),
     # a killed backup that cost a dump, in any configuration
-    ([_trial("plan", runner.BACKUP_KILL, corrupt=True)], ["backup-kill"], 1, "damage no configuration accepts"),
-    ([_trial("plan", runner.POWER_CUT, recovered=False)], ["power-cut"], 1, "did not come back by itself"),
-    ([_trial("plan", runner.POWER_CUT), _trial("plan", runner.INIT_KILL, failed="the VM died")],
+    ([_trial("manifests", runner.BACKUP_KILL, corrupt=True)], ["backup-kill"], 1, "damage no configuration accepts"),
+    ([_trial("manifests", runner.POWER_CUT, recovered=False)], ["power-cut"], 1, "did not come back by itself"),
+    ([_trial("manifests", runner.POWER_CUT), _trial("manifests", runner.INIT_KILL, failed="the VM died")],
      ["power-cut", "init-kill"], 1, "not judged: the VM died"),
 ])
 def test_the_drills_verdict(trials, drilled, code, said):
@@ -290,13 +290,30 @@ def test_the_drills_verdict(trials, drilled, code, said):
     assert got == code and (said in "\n".join(lines) if said else lines == []), lines
 
 
+def test_corruption_fails_the_drill_unless_the_configuration_turns_fsync_or_full_page_writes_off():
+    """The manifests keep fsync and full_page_writes on (docs/deviations.md): corruption after a
+    power cut is a defect there; plan 12.1 as written takes it as its documented risk."""
+    from conformance.drills import command
+    from conformance.drills.runner import chosen
+
+    accepted = command.corruption_accepted(chosen(M, ("durable", "manifests", "plan-12.1", "fsync=off",
+                                                      "synchronous_commit=off", "full_page_writes=off")))
+    assert accepted == {"plan-12.1", "fsync=off", "full_page_writes=off"}
+    got, lines = command.verdict(_drill(_trial("manifests", runner.POWER_CUT, corrupt=True)), ["power-cut"],
+                                 accepted=accepted)
+    assert got == 1 and "damage no configuration accepts" in "\n".join(lines)
+    got, lines = command.verdict(_drill(_trial("plan-12.1", runner.POWER_CUT, corrupt=True, lost=40)), ["power-cut"],
+                                 accepted=accepted)
+    assert (got, lines) == (0, [])
+
+
 def test_a_drill_that_judged_nothing_checked_nothing():
     from conformance.drills import command
     from conformance.errors import NothingChecked
 
     with pytest.raises(NothingChecked):
-        command.verdict(_drill(_trial("plan", runner.BACKUP_KILL, missed=True)), ["backup-kill"])
-    got, lines = command.verdict(_drill(_trial("plan", runner.PROCESS_KILL), _trial("plan", runner.BACKUP_KILL,
+        command.verdict(_drill(_trial("manifests", runner.BACKUP_KILL, missed=True)), ["backup-kill"])
+    got, lines = command.verdict(_drill(_trial("manifests", runner.PROCESS_KILL), _trial("manifests", runner.BACKUP_KILL,
                                                                                         missed=True)),
                                  ["process-kill", "backup-kill"], allow_skip=True)
     assert got == 0 and lines == ["skipped: backup-kill: no trial judged (missed, not judged, or not drilled: "

@@ -43,7 +43,7 @@ def test_json_lists_a_check_for_every_plan_row(tmp_path):
 
 def test_fails_with_exit_1_and_one_line_per_finding(tmp_path):
     project = ProjectCopy(tmp_path)
-    project.conf("fsync = off", "fsync = on")
+    project.conf("fsync = on", "fsync = off")
     from conformance import config_checksum, manifests
 
     config_checksum.write(manifests.load(project.manifests))  # only the setting is wrong
@@ -51,7 +51,8 @@ def test_fails_with_exit_1_and_one_line_per_finding(tmp_path):
     assert proc.returncode == 1
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("postgresql-product-change-config.yaml:")
-    assert "plan-12.1-fsync (plan 12.1): expected fsync = off, found fsync = on" in lines[0]
+    assert ("plan-12.1-fsync (plan 12.1): expected fsync = on (ours; the plan's off: docs/deviations.md "
+            "`conf-fsync`), found fsync = off") in lines[0]
     assert lines[-1].startswith("gate: ") and "1 failed" in lines[-1]
 
 

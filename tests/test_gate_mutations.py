@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import config_checksum, manifests, registry, tools
-from conformance.plan import POSTGRESQL_CONF
+from conformance.plan import POSTGRESQL_CONF, conf_expected
 from conformance.results import Status
 from conformance.static import load_all
 from tests.project import DELETE, ProjectCopy, run_gate
@@ -157,12 +157,12 @@ MUTATIONS = {
     "plan-4-conf-parses": (conf("shared_buffers = 256MB", "shared_buffers = 256mb"), ["shared_buffers", "unit 'mb'"]),
     "plan-12.1-dev-only-namespace": (
         both(yaml_set("postgresql-product-change-config.yaml", "ConfigMap", ("metadata", "namespace"), "phonebill-prod")),
-        ["fsync", "outside a *-dev namespace", "phonebill-prod"]),
+        ["synchronous_commit", "outside a *-dev namespace", "phonebill-prod"]),
     "plan-4.1-memory-budget": (conf("work_mem = 4MB", "work_mem = 24MB"),
                                ["resources.limits.memory", "max_connections x work_mem", "found 2Gi"]),
     "plan-9.1-auth": (conf("password_encryption = scram-sha-256", "password_encryption = md5"),
                       ["password_encryption = scram-sha-256", "password_encryption = md5"]),
-    "plan-7.1-wal-archiving": (conf("fsync = off", "fsync = off\narchive_mode = on"), ["archive_mode", "found archive_mode = on"]),
+    "plan-7.1-wal-archiving": (conf("fsync = on", "fsync = on\narchive_mode = on"), ["archive_mode", "found archive_mode = on"]),
     "plan-10.2-kustomization-resources": (lambda p: p.replace("manifests/kustomization.yaml", "  - postgresql-product-change-networkpolicy.yaml\n", ""),
                                           ["kustomization.yaml", "postgresql-product-change-networkpolicy.yaml listed", "not listed"]),
     "plan-10.2-install-files": (both(lambda p: (p.manifests / SVC).rename(p.manifests / "svc.yaml"),
@@ -262,8 +262,8 @@ _CONF_ALTERNATIVES = {
     "maintenance_work_mem": "128MB", "checkpoint_completion_target": "0.9", "wal_buffers": "8MB",
     "default_statistics_target": "200", "log_destination": "'csvlog'", "logging_collector": "off",
     "log_directory": "'pg_log'", "log_filename": "'postgresql-%a.log'", "log_min_duration_statement": "5s",
-    "log_checkpoints": "off", "log_connections": "off", "log_disconnections": "off", "fsync": "on",
-    "synchronous_commit": "on", "full_page_writes": "on", "timezone": "'Asia/Seoul'", "log_timezone": "'Asia/Seoul'",
+    "log_checkpoints": "off", "log_connections": "off", "log_disconnections": "off", "fsync": "off",
+    "synchronous_commit": "on", "full_page_writes": "off", "timezone": "'Asia/Seoul'", "log_timezone": "'Asia/Seoul'",
 }
 
 
@@ -271,7 +271,8 @@ def _conf_line(name: str, value: str) -> str:
     return f"{name} = {value if name not in ('log_destination', 'log_directory', 'log_filename', 'timezone', 'log_timezone') else repr(value)}"
 
 
-for _name, (_section, _value) in POSTGRESQL_CONF.items():
+for _name, (_section, _) in POSTGRESQL_CONF.items():
+    _value = conf_expected(_name)  # fsync and full_page_writes: ours, on (docs/deviations.md)
     _old = _conf_line(_name, _value)
     _new = f"{_name} = {_CONF_ALTERNATIVES[_name]}"
     _fragments = ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",
@@ -311,7 +312,8 @@ def test_gate_passes_on_the_real_manifests(project):
     ("shared_buffers = 256MB", "shared_buffers = 262144kB"),
     ("shared_buffers = 256MB", "shared_buffers = 32768"),  # 8kB blocks, the base unit
     ("log_min_duration_statement = 1000", "log_min_duration_statement = 1s"),
-    ("fsync = off", "fsync = false"),
+    ("fsync = on", "fsync = true"),
+    ("synchronous_commit = off", "synchronous_commit = false"),
     ("timezone = 'UTC'", "TimeZone = 'utc'"),
 ])
 def test_equivalent_spellings_pass(project, old, new):

@@ -1,8 +1,9 @@
 """The configurations compared, each as the values of the three dev settings (plan 12.1).
 
 The durable baseline sets all three on explicitly; each dev setting is then turned off
-alone; "plan" is the ConfigMap's postgresql.conf as it is (its values are read from the
-ConfigMap, never retyped here)."""
+alone; "plan-12.1" is the plan's text (all three off, from plan.DEV_ONLY_SETTINGS), which our
+ConfigMap deviates from (docs/deviations.md); "manifests" is the ConfigMap's postgresql.conf as
+it is (its values are read from the ConfigMap, never retyped here)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,18 @@ def configmap_values(manifests: Manifests) -> dict[str, str]:
     return {name: _shown(pgconf.normalize(name, parsed[name].raw)) if name in parsed else "on" for name in SETTINGS}
 
 
+# The configuration the manifests ship, and the one plan 12.1 writes.
+MANIFESTS = "manifests"
+PLAN_AS_WRITTEN = "plan-12.1"
+
+
 def configurations(manifests: Manifests) -> list[Config]:
     durable = {name: "on" for name in SETTINGS}
     out = [Config("durable", durable)]
     for name in SETTINGS:
         out.append(Config(f"{name}=off", {**durable, name: "off"}))
-    out.append(Config("plan", configmap_values(manifests), from_configmap=True))
+    out.append(Config(PLAN_AS_WRITTEN, dict(DEV_ONLY_SETTINGS)))
+    out.append(Config(MANIFESTS, configmap_values(manifests), from_configmap=True))
     return out
 
 

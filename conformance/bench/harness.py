@@ -43,13 +43,13 @@ class Options:
 
 FULL = Options(rounds=5, duration=20, clients=4, scale=8, fsync_seconds=2)
 QUICK = Options(rounds=3, duration=3, clients=2, scale=4, fsync_seconds=1)
-# The live check's short form: the durable baseline and the plan's configuration, interleaved
+# The live check's short form: the durable baseline and the ConfigMap's configuration, interleaved
 # over three 1-second rounds (6 s of load). What does not depend on the machine's speed
 # (settings in effect, full-page images, WAL per transaction) decides; throughput decides only
 # where its interval over the rounds lies wholly on one side of the threshold, and warns when
 # it does not (tuning_checks.py). bench measures the gains themselves.
 CHECK = Options(rounds=3, duration=1, clients=2, scale=2, fsync_seconds=0, workloads=("tpcb-like",),
-                configs=("durable", "plan"))
+                configs=("durable", "manifests"))
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,11 @@ class Sample:
     wal_bytes: int
     wal_records: int
     wal_fpi: int
+    wal_flushes: int | None = None  # WAL fsyncs (wal_flushes()); None where not measured
 
     def per_tx(self, field_name: str) -> float | None:
-        return getattr(self, field_name) / self.transactions if self.transactions else None
+        value = getattr(self, field_name)
+        return value / self.transactions if self.transactions and value is not None else None
 
 
 @dataclass
@@ -75,7 +77,7 @@ class Measurement:
     options: Options
     configs: list[Config]
     samples: list[Sample] = field(default_factory=list)
-    settings: dict = field(default_factory=dict)      # as the server reported them, plan configuration
+    settings: dict = field(default_factory=dict)      # as the server reported them, the ConfigMap's configuration
     server_version: str = ""
     fsync_ops_per_s: float | None = None
     fsync_output: str = ""
@@ -87,6 +89,15 @@ class Measurement:
                 "samples": [asdict(s) for s in self.samples], "settings": self.settings,
                 "server_version": self.server_version, "pg_test_fsync_ops_per_s": self.fsync_ops_per_s,
                 "commands": self.commands, "machine": self.machine}
+
+
+def wal_flushes(conn) -> int:
+    """WAL fsyncs since the statistics were last reset: what a durable commit waits for and
+    synchronous_commit=off leaves to the WAL writer. pg_stat_wal.wal_sync up to 17; 18 moved it
+    to pg_stat_io's WAL rows."""
+    if conn.info.server_version >= 180000:
+        return int(conn.execute("SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal'").fetchone()[0])
+    return int(conn.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()[0])
 
 
 def rotated(items: list, round_index: int) -> list:
@@ -144,6 +155,8 @@ class Harness:
         with self._connect() as conn:
             conn.execute("CHECKPOINT")
             conn.execute("SELECT pg_stat_reset_shared('wal')")
+            if conn.info.server_version >= 180000:
+                conn.execute("SELECT pg_stat_reset_shared('io')")
         halfway = threading.Timer(self.options.duration / 2, self._checkpoint_quietly)
         halfway.start()
         try:
@@ -155,9 +168,10 @@ class Harness:
         with self._connect() as conn:
             wal_records, wal_fpi, wal_bytes = conn.execute(
                 "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
+            flushes = wal_flushes(conn)
         return Sample(round_index + 1, config.name, workload.name, result.tps, result.transactions,
                       result.percentile(50), result.percentile(95), result.percentile(99),
-                      int(wal_bytes), int(wal_records), int(wal_fpi))
+                      int(wal_bytes), int(wal_records), int(wal_fpi), flushes)
 
     def _checkpoint_quietly(self) -> None:
         try:

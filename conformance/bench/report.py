@@ -54,10 +54,10 @@ def markdown(m: Measurement, suite: list[dict], stamp: str, png_name: str) -> st
         lines.append(f"| {s.config} | {s.workload} | {_f(s.tps_median)} | {_f(s.tps_min)}–{_f(s.tps_max)} | "
                      f"{_f(s.p50_ms, 2)} | {_f(s.p95_ms, 2)} | {_f(s.p99_ms, 2)} |")
     lines += ["", "## WAL per transaction (pg_stat_wal)", "",
-              "| configuration | workload | bytes | records | full-page images |", "|---|---|---|---|---|"]
+              "| configuration | workload | bytes | records | full-page images | WAL flushes |", "|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s.config} | {s.workload} | {_f(s.wal_bytes_per_tx, 0)} | {_f(s.wal_records_per_tx, 1)} | "
-                     f"{_f(s.wal_fpi_per_tx, 2)} |")
+                     f"{_f(s.wal_fpi_per_tx, 2)} | {_f(s.wal_flushes_per_tx, 3)} |")
     lines += ["", "## The disk's ceiling", ""]
     if m.fsync_ops_per_s is not None:
         lines.append(f"`pg_test_fsync` (fdatasync, one 8 kB write): **{m.fsync_ops_per_s:,.0f} flushes/s** where the "
@@ -85,7 +85,7 @@ def markdown(m: Measurement, suite: list[dict], stamp: str, png_name: str) -> st
         how = "ALTER SYSTEM RESET (the ConfigMap's postgresql.conf)" if c.from_configmap else "ALTER SYSTEM SET + reload"
         lines.append(f"| {c.name} | {c.values['fsync']} | {c.values['synchronous_commit']} | "
                      f"{c.values['full_page_writes']} | {how} |")
-    lines += ["", "Server settings during the plan configuration:", "", "| setting | value | source |", "|---|---|---|"]
+    lines += ["", "Server settings during the ConfigMap's configuration (manifests):", "", "| setting | value | source |", "|---|---|---|"]
     for name, row in sorted(m.settings.items()):
         lines.append(f"| {name} | {row['setting']}{row['unit'] or ''} | {row['source']} |")
     lines += ["", "## Rerun it", "", "```", f"python -m conformance bench --target {m.machine.get('target')}"

@@ -26,6 +26,7 @@ class Summary:
     wal_records_per_tx: float | None
     wal_fpi_per_tx: float | None
     rounds: int
+    wal_flushes_per_tx: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def summarize(samples: list[Sample]) -> list[Summary]:
         out.append(Summary(config, workload, statistics.median(tps), min(tps), max(tps),
                            median(s.p50_ms for s in group), median(s.p95_ms for s in group), median(s.p99_ms for s in group),
                            median(s.per_tx("wal_bytes") for s in group), median(s.per_tx("wal_records") for s in group),
-                           median(s.per_tx("wal_fpi") for s in group), len(group)))
+                           median(s.per_tx("wal_fpi") for s in group), len(group),
+                           median(s.per_tx("wal_flushes") for s in group)))
     return out
 
 

@@ -1,5 +1,5 @@
 """A whole drill: the process faults on a target (native or docker) and the power cuts in the
-VM, for the durable baseline and the plan's configuration, side by side."""
+VM, for the durable baseline and the manifests' configuration, side by side."""
 
 from __future__ import annotations
 

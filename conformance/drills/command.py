@@ -75,19 +75,28 @@ def run(manifests_dir: Path, target: str, *, quick: bool, kills: int | None, cut
         print(f"note: {note}")
     print(f"drills: {len(drill.trials) + len(drill.pidfile)} trials in {drill.seconds:.0f} s; "
           f"report: {', '.join(map(str, paths))}")
-    code, lines = verdict(drill, drilled, allow_skip)
+    code, lines = verdict(drill, drilled, allow_skip, corruption_accepted(runner.chosen(loaded, configs)))
     for line in lines:
         print(line)
     return code
 
 
-def verdict(drill, drilled: list[str], allow_skip: bool = False) -> tuple[int, list[str]]:
+def corruption_accepted(configs) -> frozenset[str]:
+    """The configurations that turn fsync or full_page_writes off: corruption after a crash is
+    the risk PostgreSQL documents for them (reported, not failed); for every other one it is a
+    defect."""
+    return frozenset(c.name for c in configs
+                     if c.values.get("fsync") == "off" or c.values.get("full_page_writes") == "off")
+
+
+def verdict(drill, drilled: list[str], allow_skip: bool = False,
+            accepted: frozenset[str] = frozenset()) -> tuple[int, list[str]]:
     """The exit code and its reasons. 1: a trial could not be judged, a server did not come back
     by itself, a pid-file drill failed, a fault asked for had no judged trial, or damage that no
-    configuration accepts (the durable baseline losing or corrupting anything; a killed backup
-    costing a dump or leaving one half-written). The plan's configuration losing the last
-    commits to a kill is its accepted risk: reported, never failed. NothingChecked when no trial
-    at all was judged."""
+    configuration accepts (the durable baseline losing anything; corruption, except in the
+    configurations of `accepted`, see corruption_accepted; a killed backup costing a dump or
+    leaving one half-written). synchronous_commit=off losing the last commits to a crash is its
+    accepted risk: reported, never failed. NothingChecked when no trial at all was judged."""
     judged = [t for t in drill.trials if not t.failed and not t.missed]
     if not judged and not drill.pidfile:
         raise NothingChecked("the drill judged no trial (every one missed or could not be judged)")
@@ -99,7 +108,8 @@ def verdict(drill, drilled: list[str], allow_skip: bool = False) -> tuple[int, l
         if not t.recovered:
             lines.append(f"error: {t.config}, {t.fault} {t.index}: the server did not come back by itself: "
                          f"{'; '.join(t.details)[:200]}")
-        elif (t.corrupt or t.lost) and (t.config == "durable" or t.fault == TRIAL_NAMES["backup-kill"]):
+        elif ((t.corrupt or t.lost) and (t.config == "durable" or t.fault == TRIAL_NAMES["backup-kill"])) \
+                or (t.corrupt and t.config not in accepted):
             lines.append(f"error: {t.config}, {t.fault} {t.index}: damage no configuration accepts "
                          f"({t.lost} lost{', corrupt' if t.corrupt else ''}): {'; '.join(t.details)[:200]}")
     for fault in drilled:

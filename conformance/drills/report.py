@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from conformance.bench.configs import MANIFESTS, PLAN_AS_WRITTEN
 from conformance.bench.stats import median
 from conformance.drills import availability
 from conformance.drills.bounds import Rate
@@ -124,7 +125,7 @@ def meaning(drill: Drill, table: list[Row]) -> list[str]:
     """What the figures mean for plan 1.2's 95% availability (36.5 hours down a month)."""
     out = [f"Plan 1.2 asks for {AVAILABILITY:.0%} availability: {availability.BUDGET_HOURS:.1f} hours down a month."]
     for r in table:
-        if r.config != "plan" or r.fault not in (PROCESS_KILL, POWER_CUT) or not r.trials:
+        if r.config != MANIFESTS or r.fault not in (PROCESS_KILL, POWER_CUT) or not r.trials:
             continue
         not_back = rates(r)[0]
         ready = drill.readiness.ready_after(_answering_max(drill, r))
@@ -190,7 +191,11 @@ def markdown(drill: Drill, stamp: str, png_name: str) -> str:
              f"{p.load_seconds[0]:g}-{p.load_seconds[1]:g} s into the load (seed {p.seed}); "
              f"{drill.seconds:.0f} s in all.", "",
              "- **durable**: fsync, synchronous_commit and full_page_writes on (PostgreSQL's defaults).",
-             "- **plan**: the ConfigMap's postgresql.conf (plan 12.1: all three off).",
+             *([f"- **{MANIFESTS}**: the ConfigMap's postgresql.conf as the manifests ship it (where it differs "
+                "from plan 12.1, and why: docs/deviations.md)."]
+               if any(t.config == MANIFESTS for t in drill.trials) else []),
+             *([f"- **{PLAN_AS_WRITTEN}**: plan 12.1 as written, all three off."]
+               if any(t.config == PLAN_AS_WRITTEN for t in drill.trials) else []),
              *([f"- **{c}**: that setting off alone, the other two on."
                 for c in dict.fromkeys(t.config for t in drill.trials) if "=" in c]),
              "- **process kill**: SIGKILL of the server (of the whole container on docker); the node and its "

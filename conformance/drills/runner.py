@@ -1,4 +1,4 @@
-"""The drills, trial by trial: for each configuration (the durable baseline and the plan's) and
+"""The drills, trial by trial: for each configuration (the durable baseline and the manifests') and
 each fault, the load runs, the fault strikes at a random moment, the server comes back, and
 the damage is counted. Lifecycle (targets, the VM) lives in the targets and in vm.py; this
 module only sequences trials."""
@@ -64,7 +64,7 @@ class Trial:
 
 def chosen(manifests, names: tuple[str, ...] = CONFIGS) -> list[Config]:
     """The configurations to drill, by name (bench.configs: durable, fsync=off,
-    synchronous_commit=off, full_page_writes=off, plan); InputError for an unknown one."""
+    synchronous_commit=off, full_page_writes=off, plan-12.1, manifests); InputError for an unknown one."""
     from conformance.errors import InputError
 
     every = {c.name: c for c in configurations(manifests)}

@@ -320,15 +320,16 @@ def node_crash_runbook(root: Path, major: int) -> Runbook:
              (f'kubectl -n "$ns" exec "$pod" -c "$container" -- sh -c {shlex.quote(AMCHECK)}',),
              "amcheck")]
     return Runbook("node-crash", f"After a node crash: the server does not start (PostgreSQL {major})",
-                   "With plan 12.1's fsync=off a node that loses power can leave an empty `postmaster.pid`, or one "
+                   "A node that loses power can leave an empty `postmaster.pid` (likely with plan 12.1's fsync=off, "
+                   "which the manifests do not ship), or one "
                    "naming a PID another process holds, and PostgreSQL then refuses to start (`FATAL: lock file "
                    "\"postmaster.pid\" is empty`, or `... already exists`). The StatefulSet's init container "
                    "removes such a file in every new pod, so the pod comes back by itself (docs/deviations.md). "
                    "This runbook is the fallback when it still does not: the init container failed, or kept a "
                    "file whose PID runs a server of this data directory (never expected with one pod; see the "
                    "deviation's conditions). If the log says `PANIC: could not locate a valid checkpoint record` "
-                   "(or another PANIC), the data directory itself is damaged (fsync=off: 2 in 30 power cuts in the "
-                   "drills): this runbook cannot help; the retire-claim runbook gives the pod a new disk and the "
+                   "(or another PANIC), the data directory itself is damaged (with plan 12.1's fsync=off: 2 in 30 "
+                   "power cuts in the drills; docs/deviations.md): this runbook cannot help; the retire-claim runbook gives the pod a new disk and the "
                    "restore runbook brings back the last dump.",
                    f, steps, f"{CONFORMANCE} runbook node-crash --pg-major {major}")
 
@@ -357,8 +358,10 @@ def snapshot_runbook(root: Path, major: int) -> Runbook:
     f = _facts(root, major)
     steps = [
         preflight(f),
-        Step("Stop the server", "With fsync and full_page_writes off the data files are consistent only after a "
-             "clean shutdown: a snapshot of a running server's disk can hold torn pages no recovery repairs.",
+        Step("Stop the server", "A snapshot of a running server's disk is only as good as a power cut: crash "
+             "recovery repairs it, but the commits synchronous_commit=off had not flushed are not in it (and "
+             "with plan 12.1's fsync and full_page_writes off, which the manifests do not ship, torn pages no "
+             "recovery repairs could be). Stopped, the disk holds a clean shutdown with every commit.",
              ('kubectl -n "$ns" scale statefulset "$statefulset" --replicas=0',
               f'kubectl -n "$ns" wait --for=delete "pod/$pod" --timeout={f.grace_seconds + 60}s'),
              "cluster", confirm=f"stop {f.statefulset} for the snapshot (a few minutes' downtime)"),
@@ -371,7 +374,7 @@ def snapshot_runbook(root: Path, major: int) -> Runbook:
              ('kubectl -n "$ns" scale statefulset "$statefulset" --replicas=1',
               rollout(f)),
              "cluster")]
-    return Runbook("snapshot", f"A manual disk snapshot, safe with fsync=off (PostgreSQL {major})",
+    return Runbook("snapshot", f"A manual disk snapshot of a stopped server (PostgreSQL {major})",
                    "Plan 7.1's manual snapshot: the server is stopped first, so the disk holds a clean shutdown.",
                    f, steps, f"{CONFORMANCE} runbook snapshot --pg-major {major}", downtime=(1, 3))
 

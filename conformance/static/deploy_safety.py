@@ -1,6 +1,6 @@
 """Fields whose wrong value keeps the pod from starting, a volume from binding, or loses data on
 deletion or shutdown, held to the plan's choices: Azure Disk, uid 999, a read-only root file
-system, fsync off. Each names what would happen."""
+system, a shutdown that may write its checkpoint. Each names what would happen."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from conformance.quantity import parse_quantity
 
 from conformance import pgconf, workload
-from conformance.plan import (DEV_NAMESPACE_SUFFIX, DEV_ONLY_SETTINGS, POSTGRESQL_CONF, REACHABILITY_CONF,
-                              TUNING_12_2, figure)
+from conformance.plan import (CONF_DEVIATIONS, DEV_NAMESPACE_SUFFIX, DEV_ONLY_SETTINGS, POSTGRESQL_CONF,
+                              REACHABILITY_CONF, TUNING_12_2, conf_expected, figure)
 from conformance.registry import Check, add_static, static
 
 KEY = ("data", "postgresql.conf")
@@ -28,33 +28,45 @@ def _conf_finding(ctx, name: str, expected: str, found: str | None):
     return finding
 
 
-def _value_check(check_id: str, section: str, name: str, plan_value: str, checklist=()):
+def _value_check(check_id: str, section: str, name: str, value_of, checklist=()):
+    """value_of() gives the value the ConfigMap must set, read when the check runs (the plan's,
+    or ours where docs/deviations.md records why)."""
     def check(ctx):
+        expected = value_of()
+        if name in CONF_DEVIATIONS and expected != POSTGRESQL_CONF[name][1]:
+            # Say why the plan's own value is refused, where a user would look for it.
+            expected_shown = (f"{expected} (ours; the plan's {POSTGRESQL_CONF[name][1]}: docs/deviations.md "
+                              f"`{CONF_DEVIATIONS[name]}`)")
+        else:
+            expected_shown = expected
         if ctx.conf_text is None:
             yield ctx.finding(ctx.config_map, KEY, f"ConfigMap {figure('config-configmap').expected} with postgresql.conf",
                               "none")
             return
         setting = ctx.conf.get(name)
         if setting is None:
-            yield _conf_finding(ctx, name, plan_value, None)
+            yield _conf_finding(ctx, name, expected_shown, None)
             return
         try:
-            same = pgconf.normalize(name, setting.raw) == pgconf.normalize(name, plan_value)
+            same = pgconf.normalize(name, setting.raw) == pgconf.normalize(name, expected)
         except pgconf.ConfError as exc:
-            yield _conf_finding(ctx, name, plan_value, f"{setting.raw} ({exc})")
+            yield _conf_finding(ctx, name, expected_shown, f"{setting.raw} ({exc})")
             return
         if not same:
-            yield _conf_finding(ctx, name, plan_value, setting.raw)
-    add_static(Check(check_id, section, f"postgresql.conf {name} = {plan_value}", check, tuple(checklist), "static"))
+            yield _conf_finding(ctx, name, expected_shown, setting.raw)
+    title = f"postgresql.conf {name} = {value_of()}"
+    if name in CONF_DEVIATIONS and value_of() != POSTGRESQL_CONF[name][1]:
+        title += f" (plan: {POSTGRESQL_CONF[name][1]}; docs/deviations.md `{CONF_DEVIATIONS[name]}`)"
+    add_static(Check(check_id, section, title, check, tuple(checklist), "static"))
 
 
 for _name, (_section, _value) in POSTGRESQL_CONF.items():
-    _value_check(f"plan-{_section}-{_name.replace('_', '-')}", _section, _name, _value,
+    _value_check(f"plan-{_section}-{_name.replace('_', '-')}", _section, _name, lambda n=_name: conf_expected(n),
                  ("14.3-logs",) if _section == "4.2" else ())
 for _name in TUNING_12_2:
-    _value_check(f"plan-12.2-{_name.replace('_', '-')}", "12.2", _name, POSTGRESQL_CONF[_name][1])
+    _value_check(f"plan-12.2-{_name.replace('_', '-')}", "12.2", _name, lambda n=_name: conf_expected(n))
 for _name, _value in REACHABILITY_CONF.items():
-    _value_check(f"plan-3.3-conf-{_name.replace('_', '-')}", "3.3", _name, _value, ("14.1-db-connection",))
+    _value_check(f"plan-3.3-conf-{_name.replace('_', '-')}", "3.3", _name, lambda v=_value: v, ("14.1-db-connection",))
 
 
 @static("plan-4-conf-parses", "4", "postgresql.conf parses as PostgreSQL parses it")

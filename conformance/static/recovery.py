@@ -1,7 +1,8 @@
 """The pod comes back by itself after a node crash (plan 1.2's 95%): before the server starts, an
-init container of the StatefulSet clears a stale postmaster.pid. After a power cut with fsync
-off the file can be empty, or name a PID that another process holds in the new container, and
-PostgreSQL then refuses to start until a person deletes it (docs/deviations.md).
+init container of the StatefulSet clears a stale postmaster.pid. After a power cut the file
+can be empty (most cuts with plan 12.1's fsync=off), or name a PID that another process holds in
+the new container, and PostgreSQL then refuses to start until a person deletes it
+(docs/deviations.md).
 
 The check holds what makes that step work and keeps it safe: it runs the database's own image
 as the database's user, on the data claim at the database's mount and the same PGDATA (so the

@@ -118,7 +118,7 @@ def schema(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def drills(session: nox.Session) -> None:
-    """Kill the server and cut the power under load, durable beside the plan; write reports/ (slow; -- --quick)."""
+    """Kill the server and cut the power under load, durable beside the manifests' configuration; write reports/ (slow; -- --quick)."""
     _install(session, "test,bench")
     session.run("python", "-m", "conformance", "drills", *session.posargs)
 

@@ -124,29 +124,53 @@ def test_tuning_judge_passes_the_configmap_and_fails_what_it_guards():
     # Commits that waited for their flush: synchronous_commit=off did not take.
     waited = [(r, c, tps, fpi, wal, 0.9 if c == "manifests" else flushes) for r, c, tps, fpi, wal, flushes in HEALTHY]
     (finding,) = judge(_measurement(waited))
-    assert finding.path == "synchronous_commit (plan 12.1)" and finding.found == "0.90"
+    assert finding.path == "synchronous_commit (plan 12.1)" and not isinstance(finding, Inconclusive)
+    assert finding.found.startswith("0.90 (1170.0 flushes a second at 1300 transactions a second)")
     assert "at most 50% of the durable baseline's 0.90 flushes per transaction" in finding.expected
     m = _measurement(HEALTHY)
-    m.settings["fsync"]["setting"] = "off"  # the server runs without the ConfigMap's fsync = on
+    m.settings["fsync"]["setting"] = "off"  # the server runs without the figures' fsync = on
     (finding,) = judge(m)
     assert finding.path == "fsync (plan 12.1)" and finding.expected == "on in effect" and finding.found == "off"
 
 
-def test_with_full_page_writes_off_in_the_configmap_the_judge_wants_no_full_page_images(tmp_path):
-    """The plan's text (all three off) in the ConfigMap: full-page images and WAL are judged too."""
+def test_a_configmap_that_drops_the_dev_tuning_fails_on_the_plans_figures():
+    """The server as a ConfigMap with synchronous_commit = on makes it: every commit flushes,
+    as in the durable baseline. Judged against the plan's figures, not the ConfigMap's text."""
+    m = _measurement([(r, c, tps, fpi, wal, 0.9 if c == "manifests" else flushes)
+                      for r, c, tps, fpi, wal, flushes in HEALTHY])
+    m.settings["synchronous_commit"]["setting"] = "on"
+    findings = judge(m)
+    assert [f.path for f in findings] == ["synchronous_commit (plan 12.1)"] * 2
+    assert (findings[0].expected, findings[0].found) == ("off in effect", "on")
+
+
+def test_at_a_throughput_the_wal_writer_alone_can_flush_for_the_flush_count_is_inconclusive():
+    """At 8 transactions a second the WAL writer's 5 flushes a second are 0.6 per transaction:
+    a commit's flush cannot be told from the writer's."""
     from conformance.results import Inconclusive
 
-    project = ProjectCopy(tmp_path)
-    project.conf("full_page_writes = on", "full_page_writes = off")
-    configs = configurations(manifests.load(project.manifests))
+    slow = [(r, c, 8.0 if c in ("durable", "manifests") else tps, fpi, wal, 0.6 if c == "manifests" else flushes)
+            for r, c, tps, fpi, wal, flushes in HEALTHY]
+    findings = [f for f in judge(_measurement(slow)) if f.path.startswith("synchronous_commit")]
+    (finding,) = findings
+    assert isinstance(finding, Inconclusive) and "within what the WAL writer alone flushes" in finding.found
+    unmeasured = [(r, c, tps, fpi, wal, None if c == "durable" else flushes) for r, c, tps, fpi, wal, flushes in HEALTHY]
+    (finding,) = judge(_measurement(unmeasured))
+    assert isinstance(finding, Inconclusive) and "not measured" in finding.found and "durable baseline" in finding.found
+
+
+def test_where_the_figures_want_full_page_writes_off_the_judge_wants_no_full_page_images():
+    """Were full_page_writes off wanted (plan 12.1's text, `expected`), full-page images and WAL are judged too."""
+    from conformance.results import Inconclusive
+
+    plan_text = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
     fpw_off = [(r, c, tps, 0.0 if c == "manifests" else fpi, 400 if c == "manifests" else wal, flushes)
                for r, c, tps, fpi, wal, flushes in HEALTHY]
     m = _measurement(fpw_off)
-    m.configs = configs
-    m.settings["full_page_writes"]["setting"] = "off"
-    assert judge(m) == []
+    m.settings = {name: {"setting": "off", "unit": None, "source": "configuration file"} for name in plan_text}
+    assert judge(m, plan_text) == []
     m.samples = [_sample(*row) for row in HEALTHY]  # images and WAL as if full_page_writes were on
-    findings = judge(m)
+    findings = judge(m, plan_text)
     assert [f.path for f in findings] == ["full_page_writes (plan 12.1)", "WAL per transaction (plan 12.1)"]
     assert findings[0].found == "0.80" and not any(isinstance(f, Inconclusive) for f in findings)
 

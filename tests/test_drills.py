@@ -13,6 +13,7 @@ import pytest
 from conformance import manifests, tools
 from conformance.drills import load, report, runner, verify, vm
 from conformance.drills.campaign import run as run_drill
+from conformance.drills.names import TRIAL_NAMES
 from conformance.live.runner import apply_schema
 from conformance.pg.binaries import locate
 from conformance.targets.native import NativeTarget
@@ -286,25 +287,36 @@ def _trial(config, fault, **kw):
 def test_the_drills_verdict(trials, drilled, code, said):
     from conformance.drills import command
 
-    got, lines = command.verdict(_drill(*trials), drilled)
+    got, lines = command.verdict(_drill(*trials), drilled, taken=command.accepted(runner.chosen(M)))
     assert got == code and (said in "\n".join(lines) if said else lines == []), lines
 
 
-def test_corruption_fails_the_drill_unless_the_configuration_turns_fsync_or_full_page_writes_off():
-    """The manifests keep fsync and full_page_writes on (docs/deviations.md): corruption after a
-    power cut is a defect there; plan 12.1 as written takes it as its documented risk."""
+@pytest.mark.parametrize("trial,code", [
+    # the manifests keep fsync and full_page_writes on (docs/deviations.md #12): corruption is a defect
+    (_trial("manifests", runner.POWER_CUT, corrupt=True), 1),
+    # plan 12.1 as written takes it on after a power cut, with its lost commits
+    (_trial("plan-12.1", runner.POWER_CUT, corrupt=True, lost=40), 0),
+    # ... but not after a process kill: the node's page cache kept everything
+    (_trial("plan-12.1", runner.PROCESS_KILL, corrupt=True), 1),
+    # synchronous_commit on: a lost commit is a defect, whatever fsync is
+    (_trial("fsync=off", runner.POWER_CUT, lost=1), 1),
+    (_trial("full_page_writes=off", runner.PROCESS_KILL, lost=1), 1),
+    (_trial("synchronous_commit=off", runner.POWER_CUT, lost=25), 0),
+    # the init commits durably in every configuration
+    (_trial("manifests", runner.INIT_KILL, lost=6), 1),
+])
+def test_damage_fails_the_drill_unless_its_configuration_takes_it_on(trial, code):
     from conformance.drills import command
     from conformance.drills.runner import chosen
 
-    accepted = command.corruption_accepted(chosen(M, ("durable", "manifests", "plan-12.1", "fsync=off",
-                                                      "synchronous_commit=off", "full_page_writes=off")))
-    assert accepted == {"plan-12.1", "fsync=off", "full_page_writes=off"}
-    got, lines = command.verdict(_drill(_trial("manifests", runner.POWER_CUT, corrupt=True)), ["power-cut"],
-                                 accepted=accepted)
-    assert got == 1 and "damage no configuration accepts" in "\n".join(lines)
-    got, lines = command.verdict(_drill(_trial("plan-12.1", runner.POWER_CUT, corrupt=True, lost=40)), ["power-cut"],
-                                 accepted=accepted)
-    assert (got, lines) == (0, [])
+    taken = command.accepted(chosen(M, ("durable", "manifests", "plan-12.1", "fsync=off", "synchronous_commit=off",
+                                        "full_page_writes=off")))
+    assert taken.corrupt == {"plan-12.1", "fsync=off", "full_page_writes=off"}
+    assert taken.lost == {"manifests", "plan-12.1", "synchronous_commit=off"}
+    fault = next(f for f, name in TRIAL_NAMES.items() if name == trial.fault)
+    got, lines = command.verdict(_drill(trial), [fault], taken=taken)
+    assert got == code, lines
+    assert ("damage no configuration accepts" in "\n".join(lines)) == (code == 1)
 
 
 def test_a_drill_that_judged_nothing_checked_nothing():

@@ -136,12 +136,11 @@ LIVE_MUTATIONS = {
                                           [CRON, "exit code with a wrong password", "found 0"]),
     "live-7.1-backup-retention": (_yaml(CRON, "CronJob", ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0, "env", 8, "value"), "8"),
                                   [CRON, "retention", "'kept'"]),
-    # The server's command line overrides the ConfigMap's synchronous_commit=off: commits wait again.
-    "live-12.1-dev-tuning": (_yaml(STS, "StatefulSet", C0 + ("args",), ["-c", "config_file=/etc/postgresql/postgresql.conf",
-                                                                        "-c", "synchronous_commit=on"]),
+    # A ConfigMap that drops the dev tuning: the server flushes per commit like the durable baseline.
+    "live-12.1-dev-tuning": (lambda p: p.conf("synchronous_commit = off", "synchronous_commit = on"),
                              ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",
-                              "synchronous_commit", "the ConfigMap's values in effect after a reload",
-                              "server shows {'fsync': 'on', 'synchronous_commit': 'on', 'full_page_writes': 'on'}"]),
+                              "synchronous_commit (plan 12.1)", "expected off in effect, found on",
+                              "commits that do not wait for a WAL flush"]),
     "live-14.3-metrics": (_yaml(STS, "StatefulSet", ("spec", "template", "spec", "containers", 1, "env", 0, "value"),
                                 "127.0.0.1:5433/product_change_db?sslmode=disable"),
                           [STS, "StatefulSet/postgresql-product-change", "containers[postgres-exporter] pg_up",

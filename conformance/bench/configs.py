@@ -29,10 +29,15 @@ def _shown(value) -> str:
     return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
 
+def as_shown(name: str, raw: str) -> str:
+    """A postgresql.conf value of one of the three as SHOW prints it (false -> off)."""
+    return _shown(pgconf.normalize(name, raw))
+
+
 def configmap_values(manifests: Manifests) -> dict[str, str]:
     parsed = pgconf.parse(workload.postgresql_conf(manifests)[1] or "")
     # PostgreSQL's default for each of the three is on.
-    return {name: _shown(pgconf.normalize(name, parsed[name].raw)) if name in parsed else "on" for name in SETTINGS}
+    return {name: as_shown(name, parsed[name].raw) if name in parsed else "on" for name in SETTINGS}
 
 
 # The configuration the manifests ship, and the one plan 12.1 writes.

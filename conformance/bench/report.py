@@ -53,7 +53,7 @@ def markdown(m: Measurement, suite: list[dict], stamp: str, png_name: str) -> st
     for s in summaries:
         lines.append(f"| {s.config} | {s.workload} | {_f(s.tps_median)} | {_f(s.tps_min)}–{_f(s.tps_max)} | "
                      f"{_f(s.p50_ms, 2)} | {_f(s.p95_ms, 2)} | {_f(s.p99_ms, 2)} |")
-    lines += ["", "## WAL per transaction (pg_stat_wal)", "",
+    lines += ["", "## WAL per transaction (pg_stat_wal; flushes from pg_stat_io on 18)", "",
               "| configuration | workload | bytes | records | full-page images | WAL flushes |", "|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s.config} | {s.workload} | {_f(s.wal_bytes_per_tx, 0)} | {_f(s.wal_records_per_tx, 1)} | "

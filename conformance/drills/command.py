@@ -3,7 +3,7 @@ written, the exit code. The CLI parses; this decides."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conformance.drills.names import FAULTS, TRIAL_NAMES
@@ -75,28 +75,46 @@ def run(manifests_dir: Path, target: str, *, quick: bool, kills: int | None, cut
         print(f"note: {note}")
     print(f"drills: {len(drill.trials) + len(drill.pidfile)} trials in {drill.seconds:.0f} s; "
           f"report: {', '.join(map(str, paths))}")
-    code, lines = verdict(drill, drilled, allow_skip, corruption_accepted(runner.chosen(loaded, configs)))
+    code, lines = verdict(drill, drilled, allow_skip, accepted(runner.chosen(loaded, configs)))
     for line in lines:
         print(line)
     return code
 
 
-def corruption_accepted(configs) -> frozenset[str]:
-    """The configurations that turn fsync or full_page_writes off: corruption after a crash is
-    the risk PostgreSQL documents for them (reported, not failed); for every other one it is a
+@dataclass(frozen=True)
+class Accepted:
+    """The damage a configuration takes on knowingly, by configuration name: losing the last
+    commits to a crash where synchronous_commit is off; corruption after a power cut where fsync
+    or full_page_writes is off (the risk PostgreSQL documents for them). Anything else is a
     defect."""
-    return frozenset(c.name for c in configs
-                     if c.values.get("fsync") == "off" or c.values.get("full_page_writes") == "off")
+    lost: frozenset[str] = frozenset()
+    corrupt: frozenset[str] = frozenset()
+
+
+def accepted(configs) -> Accepted:
+    return Accepted(frozenset(c.name for c in configs if c.values.get("synchronous_commit") == "off"),
+                    frozenset(c.name for c in configs
+                              if c.values.get("fsync") == "off" or c.values.get("full_page_writes") == "off"))
+
+
+def _defect(t, taken: Accepted) -> bool:
+    """Damage no configuration accepts: a killed backup costing a dump or leaving one
+    half-written, a loss after the init (it commits durably), or a loss or corruption beyond
+    what the trial's configuration takes on."""
+    if not (t.lost or t.corrupt):
+        return False
+    if t.fault in (TRIAL_NAMES["backup-kill"], TRIAL_NAMES["init-kill"]):
+        return True
+    return bool((t.lost and t.config not in taken.lost)
+                or (t.corrupt and (t.config not in taken.corrupt or t.fault != TRIAL_NAMES["power-cut"])))
 
 
 def verdict(drill, drilled: list[str], allow_skip: bool = False,
-            accepted: frozenset[str] = frozenset()) -> tuple[int, list[str]]:
+            taken: Accepted = Accepted()) -> tuple[int, list[str]]:
     """The exit code and its reasons. 1: a trial could not be judged, a server did not come back
-    by itself, a pid-file drill failed, a fault asked for had no judged trial, or damage that no
-    configuration accepts (the durable baseline losing anything; corruption, except in the
-    configurations of `accepted`, see corruption_accepted; a killed backup costing a dump or
-    leaving one half-written). synchronous_commit=off losing the last commits to a crash is its
-    accepted risk: reported, never failed. NothingChecked when no trial at all was judged."""
+    by itself, a pid-file drill failed, a fault asked for had no judged trial, or damage beyond
+    what its configuration takes on (_defect; `taken`, from accepted()). NothingChecked when no
+    trial at all was judged."""
     judged = [t for t in drill.trials if not t.failed and not t.missed]
     if not judged and not drill.pidfile:
         raise NothingChecked("the drill judged no trial (every one missed or could not be judged)")
@@ -108,8 +126,7 @@ def verdict(drill, drilled: list[str], allow_skip: bool = False,
         if not t.recovered:
             lines.append(f"error: {t.config}, {t.fault} {t.index}: the server did not come back by itself: "
                          f"{'; '.join(t.details)[:200]}")
-        elif ((t.corrupt or t.lost) and (t.config == "durable" or t.fault == TRIAL_NAMES["backup-kill"])) \
-                or (t.corrupt and t.config not in accepted):
+        elif _defect(t, taken):
             lines.append(f"error: {t.config}, {t.fault} {t.index}: damage no configuration accepts "
                          f"({t.lost} lost{', corrupt' if t.corrupt else ''}): {'; '.join(t.details)[:200]}")
     for fault in drilled:

@@ -161,14 +161,6 @@ _FIGURES = [
     Figure("auth", "9.1", "password authentication", "scram-sha-256"),
     Figure("network-policy", "9.1", "network policy: cluster-internal only", "phonebill-dev"),
     Figure("tls", "9.1", "TLS", False),
-    # 12.1 dev tuning: the two of its three settings our ConfigMap does not turn off.
-    Figure("conf-fsync", "12.1", "postgresql.conf fsync", "off", ours="on",
-           reason="with fsync=off 2 of 30 power cuts in the fault drills left a data directory the server "
-                  "refuses (PANIC: could not locate a valid checkpoint record): the dev database lost until a "
-                  "restore of the last dump; with fsync on and synchronous_commit=off alone 30 of 30 came back"),
-    Figure("conf-full-page-writes", "12.1", "postgresql.conf full_page_writes", "off", ours="on",
-           reason="without full-page images a page torn by a power cut cannot be repaired from the WAL; "
-                  "it buys less WAL, not commits (synchronous_commit=off already spares the flush per commit)"),
     Figure("termination-grace", "12.1", "seconds the server gets for a clean shutdown before SIGKILL", None, ours=60,
            reason="the plan sets none (the kubelet's default is 30 s): a fast shutdown writes a checkpoint, and a "
                   "SIGKILL before it loses what synchronous_commit=off had not written"),
@@ -214,8 +206,21 @@ POSTGRESQL_CONF: dict[str, tuple[str, str]] = {
     "timezone": ("2.2", "UTC"),
     "log_timezone": ("2.2", "UTC"),
 }
-# postgresql.conf values where our ConfigMap differs from the plan: name -> figure key.
-CONF_DEVIATIONS = {"fsync": "conf-fsync", "full_page_writes": "conf-full-page-writes"}
+# postgresql.conf values where our ConfigMap differs from the plan (docs/deviations.md #12):
+# name -> (figure key, ours, why). The plan's value and section are POSTGRESQL_CONF's.
+_CONF_OURS = {
+    "fsync": ("conf-fsync", "on",
+              "with fsync=off 2 of 30 power cuts in the fault drills left a data directory the server refuses "
+              "(PANIC: could not locate a valid checkpoint record): the dev database lost until a restore of the "
+              "last dump; with fsync on and synchronous_commit=off alone 30 of 30 came back"),
+    "full_page_writes": ("conf-full-page-writes", "on",
+                         "without full-page images a page torn by a power cut cannot be repaired from the WAL; it "
+                         "buys less WAL, not commits (synchronous_commit=off already spares the flush per commit)"),
+}
+for _name, (_key, _ours, _reason) in _CONF_OURS.items():
+    FIGURES[_key] = Figure(_key, POSTGRESQL_CONF[_name][0], f"postgresql.conf {_name}", POSTGRESQL_CONF[_name][1],
+                           ours=_ours, reason=_reason)
+CONF_DEVIATIONS = {name: key for name, (key, _, _) in _CONF_OURS.items()}
 
 
 def conf_expected(name: str) -> str:
@@ -226,7 +231,7 @@ def conf_expected(name: str) -> str:
 # 12.2 repeats three 4.1 values as tuning against the defaults.
 TUNING_12_2 = ("shared_buffers", "effective_cache_size", "work_mem")
 # Settings that only a development database may have (plan 12.1), and where they are allowed.
-DEV_ONLY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+DEV_ONLY_SETTINGS = {name: POSTGRESQL_CONF[name][1] for name in ("fsync", "synchronous_commit", "full_page_writes")}
 DEV_NAMESPACE_SUFFIX = "-dev"
 # What the server needs beyond the plan to be reachable through the Service (our addition).
 REACHABILITY_CONF = {"listen_addresses": "*", "port": "5432"}

@@ -118,11 +118,9 @@ def databases(pool_size: int = 8, server: str = "auto", progress=None, home=None
     embedded one ("auto" when none is up, or "embedded"); clones of an earlier process that
     died are swept first, and every clone made here is dropped at the end. sharing: how many
     such pools run at once (xdist's workers), for the server's connections and memory."""
-    from localenv.server import CLONE_ROOM
+    from localenv.server import room_for
 
-    # Ready clones and given-back ones not yet dropped: up to twice the pool, per worker.
-    room = 2 * max(pool_size, 1) * CLONE_ROOM * sharing
-    with session_server(server, progress, home, room=room) as found:
+    with session_server(server, progress, home, room=room_for(pool_size, sharing)) as found:
         clones = Clones(found.target, progress, passfile=found.passfile)
         clones.sweep()
         with Pool(clones, size=pool_size, sharing=sharing) as pool:

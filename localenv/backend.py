@@ -53,6 +53,13 @@ def logins(manifests: Manifests) -> tuple[Login, ...]:
     return tuple(account(manifests, role) for role in ROLES)
 
 
+def endpoint_of(target, manifests: Manifests, database: str | None = None) -> Endpoint:
+    """How to reach target's server: its host and port, the accounts manifests make, and a
+    database (the plan's, else the one given: a clone)."""
+    return Endpoint(target.host, target.port, logins(manifests),
+                    **({} if database is None else {"database": database}))
+
+
 def schema_sha(manifests: Manifests) -> str:
     cm = manifests.find("ConfigMap", figure("schema-configmap").expected)
     data = (cm.get(("data",)) or {}) if cm else {}
@@ -114,7 +121,7 @@ class Backend(abc.ABC):
         """PostgreSQL 14 client binaries (conformance.pg.binaries.Binaries) on this machine."""
 
     def endpoint_of(self, target) -> Endpoint:
-        return Endpoint(target.host, target.port, logins(self.manifests))
+        return endpoint_of(target, self.manifests)
 
     def endpoint(self) -> Endpoint:
         """How to reach the running server; EnvironmentProblem when it is not running."""

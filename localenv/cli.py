@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from conformance.errors import EnvironmentProblem, InputError
+from conformance.errors import EnvironmentProblem, InputError, one_line
 from conformance.pg.binaries import major_argument
 from localenv.connection import ROLES
 from localenv.settings import ENV_HOME, ENV_PORT, Settings
@@ -447,18 +447,18 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, EnvironmentProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        import psycopg
-
-        if not isinstance(exc, psycopg.Error):
-            raise
-        # The server said no (too many clients, a disk full, it stopped meanwhile): its words.
-        print(f"error: the server refused: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # `localenv up | head -1`: the reader left; not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        import psycopg  # here, not at the top: `localenv --help` needs no driver
+
+        if not isinstance(exc, psycopg.Error):
+            raise
+        # The server said no (too many clients, a disk full, it stopped meanwhile): its words.
+        print(f"error: the server refused: {one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: nothing this command started is left running, and the data is kept; "
               "run it again", file=sys.stderr)

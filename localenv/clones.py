@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from conformance import workload
-from conformance.errors import EnvironmentProblem
+from conformance.errors import EnvironmentProblem, one_line
 from conformance.targets.docker_janitor import alive, owner as this_process
 from localenv.connection import Endpoint
 
@@ -113,7 +113,7 @@ def connect(info: dict, **kwargs) -> psycopg.Connection:
         return psycopg.connect(**info, **kwargs)
     except psycopg.OperationalError as exc:
         where = f"{info.get('user')}@{info.get('host')}:{info.get('port')}/{info.get('dbname')}"
-        said = " ".join(str(exc).split()).replace(str(info.get("password") or "\0"), "***")
+        said = one_line(exc).replace(str(info.get("password") or "\0"), "***")
         raise EnvironmentProblem(f"cannot connect as {where}: {said}") from None
 
 
@@ -239,9 +239,9 @@ class Clones:
 
     # -- clones ------------------------------------------------------------------------------
     def endpoint(self, database: str) -> Endpoint:
-        from localenv.backend import logins
+        from localenv.backend import endpoint_of
 
-        return Endpoint(self.target.host, self.target.port, logins(self.manifests), database=database)
+        return endpoint_of(self.target, self.manifests, database)
 
     def create(self, role: str = "app", conn: psycopg.Connection | None = None) -> Clone:
         """A new database copied from the template, with the template's database-level grants

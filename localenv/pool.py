@@ -9,6 +9,7 @@ pools (xdist's workers) and the developer's own service share max_connections.""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ class Lease:
 
 
 class Pool:
-    def __init__(self, clones: Clones, size: int = 4, role: str = "app", makers: int = 2, sharing: int = 1):
+    def __init__(self, clones: Clones, size: int, role: str = "app", makers: int = 2, sharing: int = 1):
         """makers: threads making clones side by side (PostgreSQL 14's CREATE DATABASE waits for
         two checkpoints, which concurrent ones share). sharing: how many pools (xdist workers)
         share the server's free connections."""
@@ -110,8 +111,18 @@ class Pool:
                             with self._cond:
                                 self._making -= 1
                         with self._cond:
-                            self._ready.append(lease)
-                            self._cond.notify_all()
+                            closed = self._closed
+                            if not closed:
+                                self._ready.append(lease)
+                                self._cond.notify_all()
+                        if closed:
+                            # close() came while this clone was being made (and may have stopped
+                            # waiting for this thread): the clone is this thread's to drop.
+                            lease.conn.close()
+                            self.clones.drop(lease.clone.name, conn=admin)
+                            with self._cond:
+                                self._made.discard(lease.clone.name)
+                            return
                     elif drop:
                         self.clones.drop(drop, conn=admin)
         except BaseException as exc:  # this maker stops; take() makes its own from now on
@@ -130,12 +141,12 @@ class Pool:
             lease = self._ready.popleft() if self._ready else None
             self._cond.notify_all()
         if lease is None:
-            # None ready: the pool is off (size 0) or its makers stopped (their error is kept,
-            # for close()); this test's clone is made here, and fails here if it must.
+            # None ready: the pool is off (size 0) or its makers stopped on an error; this
+            # test's clone is made here, and fails here if it must.
             lease = self._make()
         if role and role != self.role:
             lease.conn.close()
-            lease = Lease(Clone(lease.clone.name, lease.clone.endpoint, role, lease.clone.passfile), None)
+            lease = Lease(dataclasses.replace(lease.clone, role=role), None)
         lease.waited_s = time.perf_counter() - start
         return lease
 
@@ -158,6 +169,8 @@ class Pool:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=120)
+            if thread.is_alive():  # still inside a CREATE DATABASE: it drops what it made itself
+                self.clones.progress(f"{thread.name} still making a clone after 120 s; it drops it when done")
         for lease in self._ready:
             if lease.conn is not None:
                 lease.conn.close()

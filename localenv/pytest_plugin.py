@@ -42,6 +42,11 @@ def pytest_configure(config) -> None:
                                        "(app, admin or readonly)")
 
 
+def _workers(config) -> int:
+    """xdist's worker count in a worker (1 without xdist)."""
+    return int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
+
+
 def _option(config, name: str):
     value = config.getoption(f"--localenv-{name}")
     return value if value is not None else config.getini(f"localenv_{name}")
@@ -51,9 +56,8 @@ def _option(config, name: str):
 def pytest_collection_modifyitems(session, config, items) -> None:
     """How many of the tests want a clone: the pool's size when none is given. Under xdist each
     worker collects them all and runs its share."""
-    wanting = sum(1 for item in items if "product_change_db" in getattr(item, "fixturenames", ()))
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
-    config._localenv_wanting = -(-wanting // workers)  # ceiling
+    wanting = sum(1 for item in items if MARKER in getattr(item, "fixturenames", ()))  # fixture and marker: one name
+    config._localenv_wanting = -(-wanting // _workers(config))  # ceiling
 
 
 def _pool_size(config) -> int:
@@ -75,8 +79,7 @@ def product_change_databases(request):
     from localenv.api import databases
 
     config = request.config
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
-    with databases(pool_size=_pool_size(config), server=_option(config, "server"), sharing=workers) as dbs:
+    with databases(pool_size=_pool_size(config), server=_option(config, "server"), sharing=_workers(config)) as dbs:
         yield dbs
 
 

@@ -43,9 +43,10 @@ class SessionServer:
 
 
 @contextmanager
-def session_server(mode: str = "auto", progress=None, home=None, room: int = 0):
+def session_server(mode: str = "auto", progress=None, home=None, room: int | None = None):
     """localenv's server (auto, localenv) or a throwaway embedded one (auto when none is up,
-    embedded): room is what the clones will take, for choosing where the throwaway keeps them."""
+    embedded): room is what the throwaway servers and their clones will take (room_for), for
+    choosing where the throwaway keeps its data."""
     from conformance import manifests as loader
     from conformance.targets.native import NativeTarget
     from localenv.settings import Settings
@@ -63,13 +64,13 @@ def session_server(mode: str = "auto", progress=None, home=None, room: int = 0):
             return
         if mode == "localenv":
             raise EnvironmentProblem(f"no localenv server is running for {settings.home}. Fix: localenv up")
-    scratch = memory_scratch(room)
+    scratch = memory_scratch(SERVER_ROOM if room is None else room)
     with NativeTarget(manifests, progress=progress, scratch=scratch) as target:
-        from localenv.backend import logins
-        from localenv.connection import Endpoint, write_pgpass
+        from localenv.backend import endpoint_of
+        from localenv.connection import write_pgpass
 
         passfile = target.workdir / "pgpass"
-        write_pgpass(Endpoint(target.host, target.port, logins(manifests)), passfile)
+        write_pgpass(endpoint_of(target, manifests), passfile)
         where = f"a throwaway embedded server on {target.host}:{target.port}"
         yield SessionServer(target, where + (f", its data in memory ({scratch})" if scratch else ""), str(passfile))
 
@@ -81,10 +82,17 @@ SERVER_ROOM = 256 * 1024 * 1024  # the server itself and its template, with room
 CLONE_ROOM = 8 * 1024 * 1024     # one clone: a copy of the template
 
 
-def memory_scratch(room: int = 0) -> Path | None:
-    """/dev/shm where it is a writable memory file system with room for the server and `room`
-    more (the clones); else None (the disk). LOCALENV_SCRATCH names another folder, or "disk"
-    for the default temporary folder."""
+def room_for(pool_size: int, sharing: int = 1) -> int:
+    """What `sharing` throwaway servers (one per xdist worker) need in memory: each its own
+    server and template, and up to twice its pool in clones (ready ones and given-back ones not
+    yet dropped)."""
+    return sharing * (SERVER_ROOM + 2 * max(pool_size, 1) * CLONE_ROOM)
+
+
+def memory_scratch(room: int = SERVER_ROOM) -> Path | None:
+    """/dev/shm where it is a writable memory file system with `room` free (room_for: the
+    servers and their clones); else None (the disk). LOCALENV_SCRATCH names another folder, or
+    "disk" for the default temporary folder."""
     chosen = os.environ.get("LOCALENV_SCRATCH")
     if chosen:
         return None if chosen == "disk" else Path(chosen)
@@ -92,6 +100,6 @@ def memory_scratch(room: int = 0) -> Path | None:
         stat = os.statvfs(MEMORY_FS)
     except OSError:
         return None
-    if not os.access(MEMORY_FS, os.W_OK) or stat.f_bavail * stat.f_frsize < SERVER_ROOM + room:
+    if not os.access(MEMORY_FS, os.W_OK) or stat.f_bavail * stat.f_frsize < room:
         return None
     return MEMORY_FS

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from datetime import datetime, timedelta, timezone
@@ -19,7 +21,7 @@ import pytest
 from conformance import manifests
 from conformance.live.context import LiveContext
 from conformance.targets.native import NativeTarget
-from localenv.clones import CLONE_PREFIX, TEMPLATE_PREFIX, Clones
+from localenv.clones import CLONE_PREFIX, KEEP_TEMPLATES, TEMPLATE_PREFIX, Clones
 from localenv.pool import Pool
 from tests.project import ROOT, ProjectCopy
 
@@ -145,14 +147,22 @@ def test_a_sql_change_reaches_the_next_clone(server, tmp_path):
     changed = copy_target(server, manifests.load(copy.manifests))
     newer = Clones(changed)
     assert newer.template != old_template
+    # Templates of three more schemas, older than old_template: beyond the newest KEEP_TEMPLATES
+    # (the new schema's and the two newest others), they go when the new template is built.
+    fakes = [f"{TEMPLATE_PREFIX}older{i}" for i in range(3)]
+    with psycopg.connect(**server.conninfo("superuser", dbname="postgres"), autocommit=True) as conn:
+        for i, name in enumerate(fakes):
+            conn.execute(f"CREATE DATABASE {name} IS_TEMPLATE true")
+            conn.execute(f"COMMENT ON DATABASE {name} IS 'built 2020-01-0{i + 1}T00:00:00+00:00'")
     clone = newer.create()
     try:
         with clone.connect() as conn:
             assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = "
                                 "'pc_kos_integration_log' AND column_name = 'note'").fetchone()[0] == 1
         # The older schema's template stays for a while (another checkout on the same server
-        # may still use it): the newest three are kept.
-        assert set(databases(server, TEMPLATE_PREFIX)) == {old_template, newer.template}
+        # may still use it): the newest three are kept, the two oldest fakes dropped.
+        assert KEEP_TEMPLATES == 3
+        assert set(databases(server, TEMPLATE_PREFIX)) == {old_template, fakes[2], newer.template}
     finally:
         newer.drop(clone.name)
         newer.drop_templates()
@@ -248,7 +258,13 @@ def test_a_pool_drops_only_its_own_clones_and_fits_the_free_connections(server):
         crowded = Pool(clones, size=32, sharing=40)  # 40 workers share the server's connections
         crowded.start()
         try:
-            assert crowded.size < 32, "each ready clone holds a connection: the pool fits what is free"
+            with psycopg.connect(**server.conninfo("superuser", dbname="postgres")) as conn:
+                most, reserved = conn.execute("SELECT current_setting('max_connections')::int, "
+                                              "current_setting('superuser_reserved_connections')::int").fetchone()
+            # Each ready clone holds a connection: a 40th of what is free (at most, before the
+            # connections in use), less the makers', is none here (100 connections).
+            at_most = max(0, (most - reserved - Pool.SPARE_CONNECTIONS) // 40 - crowded.makers)
+            assert crowded.size == at_most == 0, (crowded.size, at_most)
         finally:
             crowded.close()
     assert databases(server, CLONE_PREFIX) == []
@@ -298,15 +314,24 @@ TINY = textwrap.dedent('''
     import pytest
 
 
+    def server_seen(db):
+        """Which server gave the clone (every test: xdist hands each worker two first)."""
+        if "SERVERS_SEEN" in os.environ:
+            with open(os.environ["SERVERS_SEEN"], "a") as servers:
+                servers.write(f"{db.conn.info.port}\\n")
+
+
     def test_app_account_in_its_own_clone(product_change_db):
         user, name = product_change_db.conn.execute("SELECT current_user, current_database()").fetchone()
         assert user == "product_change_app" and name == product_change_db.name
         with open(os.environ["CLONES_SEEN"], "a") as seen:
             seen.write(name + "\\n")
+        server_seen(product_change_db)
 
 
     @pytest.mark.product_change_db(role="readonly")
     def test_readonly_cannot_write(product_change_db):
+        server_seen(product_change_db)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             product_change_db.conn.execute("DELETE FROM pc_kos_integration_log")
 
@@ -319,6 +344,7 @@ TINY = textwrap.dedent('''
         assert conn.execute("SELECT count(*) FROM pc_kos_integration_log").fetchone()[0] == 1
         with open(os.environ["CLONES_SEEN"], "a") as seen:
             seen.write(product_change_db.name + "\\n")
+        server_seen(product_change_db)
 ''')
 
 
@@ -373,19 +399,36 @@ def test_the_plugin_in_a_project_outside_this_one(tmp_path, localenv, workers):
 def test_the_plugin_without_localenv_starts_a_throwaway_server_per_worker(tmp_path):
     """No localenv server for this home: each xdist worker starts an embedded one, and nothing
     of them is left (no server, no scratch folder)."""
-    import psutil
 
     home = tmp_path / "no-localenv-here"
     (tmp_path / "test_tiny.py").write_text(TINY)
-    seen = tmp_path / "seen.txt"
-    before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"}
-    proc = _pytest(tmp_path, "-n", "2", env={"LOCALENV_HOME": str(home), "CLONES_SEEN": str(seen)})
-    assert proc.returncode == 0 and "8 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert len(set(seen.read_text().split())) == 7
-    after = {p.pid for p in psutil.process_iter(["name", "status"])
-             if p.info["name"] == "postgres" and p.info["status"] != psutil.STATUS_ZOMBIE}
-    assert after - before == set(), "a throwaway server outlived its session"
-    assert not home.exists(), "localenv's home is only read, never made, by the plugin"
+    seen, servers = tmp_path / "seen.txt", tmp_path / "servers.txt"
+    # Where the throwaway servers keep their data (LOCALENV_SCRATCH): outside tmp_path, whose
+    # parents the server's account (nobody, when root runs this) may not enter.
+    scratch = Path(tempfile.mkdtemp(prefix="pc-scratch-"))
+    scratch.chmod(0o711)
+    try:
+        proc = _pytest(tmp_path, "-n", "2", env={"LOCALENV_HOME": str(home), "CLONES_SEEN": str(seen),
+                                                 "SERVERS_SEEN": str(servers), "LOCALENV_SCRATCH": str(scratch)})
+        assert proc.returncode == 0 and "8 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert len(set(seen.read_text().split())) == 7
+        assert len(set(servers.read_text().split())) == 2, "each of the two workers had a server of its own"
+        assert list(scratch.iterdir()) == [], "a throwaway server's data outlived its session"
+        assert _postgres_processes_under(scratch) == [], "a throwaway server outlived its session"
+        assert not home.exists(), "localenv's home is only read, never made, by the plugin"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _postgres_processes_under(folder: Path) -> list[int]:
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["name", "cmdline", "status"]):
+        if p.info["name"] == "postgres" and p.info["status"] != psutil.STATUS_ZOMBIE \
+                and any(str(folder) in arg for arg in p.info["cmdline"] or ()):
+            found.append(p.pid)
+    return found
 
 
 @pytest.mark.parametrize("given,wanting,workers,size", [

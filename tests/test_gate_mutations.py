@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import config_checksum, manifests, registry, tools
-from conformance.plan import POSTGRESQL_CONF, conf_expected
+from conformance.plan import CONF_DEVIATIONS, POSTGRESQL_CONF, conf_expected
 from conformance.results import Status
 from conformance.static import load_all
 from tests.project import DELETE, ProjectCopy, run_gate
@@ -157,7 +157,8 @@ MUTATIONS = {
     "plan-4-conf-parses": (conf("shared_buffers = 256MB", "shared_buffers = 256mb"), ["shared_buffers", "unit 'mb'"]),
     "plan-12.1-dev-only-namespace": (
         both(yaml_set("postgresql-product-change-config.yaml", "ConfigMap", ("metadata", "namespace"), "phonebill-prod")),
-        ["synchronous_commit", "outside a *-dev namespace", "phonebill-prod"]),
+        ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config", "synchronous_commit",
+         "outside a *-dev namespace", "phonebill-prod", "found synchronous_commit = off"]),
     "plan-4.1-memory-budget": (conf("work_mem = 4MB", "work_mem = 24MB"),
                                ["resources.limits.memory", "max_connections x work_mem", "found 2Gi"]),
     "plan-9.1-auth": (conf("password_encryption = scram-sha-256", "password_encryption = md5"),
@@ -277,6 +278,9 @@ for _name, (_section, _) in POSTGRESQL_CONF.items():
     _new = f"{_name} = {_CONF_ALTERNATIVES[_name]}"
     _fragments = ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",
                   "data.postgresql.conf (line", f"expected {_name} = {_value}", f"found {_name} = {_CONF_ALTERNATIVES[_name].strip(chr(39))}"]
+    if _name in CONF_DEVIATIONS:  # ours: the message says why the plan's value is refused
+        _fragments.append(f"(ours; the plan's {POSTGRESQL_CONF[_name][1]}: docs/deviations.md "
+                          f"`{CONF_DEVIATIONS[_name]}`), found")
     MUTATIONS[f"plan-{_section}-{_name.replace('_', '-')}"] = (conf(_old, _new), _fragments)
     if _name in ("shared_buffers", "effective_cache_size", "work_mem"):
         MUTATIONS[f"plan-12.2-{_name.replace('_', '-')}"] = (conf(_old, _new), _fragments)
@@ -469,6 +473,11 @@ def test_config_checksum_command_updates_the_annotation(project):
     assert subprocess.run([*argv, "--check"], capture_output=True, text=True, check=False).returncode == 0
 
 
+def _lock_step(new: str, old: str = 'rm -f -- "$lock"'):
+    """The stale-lock step's script with old replaced by new."""
+    return lambda p: p.replace(f"manifests/{STS}", old, new)
+
+
 @pytest.mark.parametrize("mutate,fragments", [
     (yaml_set(STS, "StatefulSet", INIT0 + ("image",), "busybox:1.36"),
      ["initContainers[0].image", "expected postgres:14.23-bookworm", "found busybox:1.36"]),
@@ -480,25 +489,39 @@ def test_config_checksum_command_updates_the_annotation(project):
       "found PGDATA=/var/lib/postgresql/data"]),
     (yaml_set(STS, "StatefulSet", INIT0 + ("securityContext", "runAsUser"), 0),
      ["initContainers[0].securityContext.runAsUser", "expected 999", "found 0"]),
-    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'rm -f -- "$lock" "$PGDATA"/postmaster.opts'),
+    (_lock_step('rm -f -- "$lock" "$PGDATA"/postmaster.opts'),
      ["initContainers[0].command", "expected rm of postmaster.pid only", 'found rm "$PGDATA"/postmaster.opts']),
-    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'rm -rf "$PGDATA/pg_wal"'),
+    (_lock_step('rm -rf "$PGDATA/pg_wal"'),
      ["initContainers[0].command", 'found rm "$PGDATA/pg_wal"']),
     # The step names the lock and removes nothing, or another file of that name.
-    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'true'),
+    (_lock_step('true'),
      ["initContainers[0].command", "expected rm of $PGDATA/postmaster.pid", "found no rm of $PGDATA/postmaster.pid"]),
-    (lambda p: p.replace(f"manifests/{STS}", 'lock="$PGDATA/postmaster.pid"', 'lock=/tmp/postmaster.pid'),
+    (_lock_step('lock=/tmp/postmaster.pid', old='lock="$PGDATA/postmaster.pid"'),
      ["initContainers[0].command", "found no rm of $PGDATA/postmaster.pid"]),
-    (lambda p: p.replace(f"manifests/{STS}", 'rm -f -- "$lock"', 'rm -f -- "$lock"; find "$PGDATA" -name "*.old" -delete'),
+    (_lock_step('rm -f -- "$lock"; find "$PGDATA" -name "*.old" -delete'),
      ["initContainers[0].command", 'found find "$PGDATA" -name "*.old" -delete']),
+    (_lock_step('mv -- "$lock" "$lock.old"'),
+     ["initContainers[0].command", "found no rm of $PGDATA/postmaster.pid", 'found mv -- "$lock" "$lock.old"']),
+    (_lock_step('unlink "$lock"; unlink "$PGDATA/postmaster.opts"'),
+     ["initContainers[0].command", 'found unlink "$PGDATA/postmaster.opts"']),
 ])
 def test_the_stale_lock_step_runs_as_the_database_on_its_data(project, mutate, fragments):
     """The step must read the server's own lock (same claim, mount and PGDATA), as the server's
     user with its image, and remove that file only."""
     mutate(project)
-    text = "\n".join(gate_of(project)["plan-1.2-stale-lock-cleared"].lines())
-    for fragment in fragments:
+    result = gate_of(project)["plan-1.2-stale-lock-cleared"]
+    assert result.status is Status.FAILED, result.status
+    text = "\n".join(result.lines())
+    for fragment in [STS, "StatefulSet/postgresql-product-change", "plan-1.2-stale-lock-cleared (plan 1.2)",
+                     *fragments]:
         assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+def test_the_stale_lock_step_may_unlink_the_lock(project):
+    """unlink removes the lock as rm does: a step that uses it clears what it must."""
+    _lock_step('[ ! -e "$lock" ] || unlink "$lock"')(project)
+    result = gate_of(project)["plan-1.2-stale-lock-cleared"]
+    assert result.status is Status.PASSED, result.lines()
 
 
 @pytest.mark.parametrize("old,new,fragments", [

@@ -39,13 +39,19 @@ def live_ctx():
         yield LiveContext(target, target.manifests)
 
 
+# What the machine's noise may leave undecided: throughput only. An inconclusive flush count
+# ("not measured") is the measurement broken, not noise.
+NOISY = "throughput (plan 12.1)"
+
+
 def passed(result) -> bool:
     """Passed; or, for what the machine's noise may leave undecided (throughput), warned with
-    nothing but inconclusive findings: deterministic, whatever the machine's load."""
+    nothing but inconclusive throughput findings: deterministic, whatever the machine's load."""
     from conformance.results import Inconclusive
 
     return result.status is Status.PASSED or (
-        result.status is Status.WARNED and all(isinstance(f, Inconclusive) for f in result.findings))
+        result.status is Status.WARNED and all(isinstance(f, Inconclusive) and f.path == NOISY
+                                               for f in result.findings))
 
 
 @pytest.mark.parametrize("check_id", LIVE_IDS)
@@ -140,7 +146,8 @@ LIVE_MUTATIONS = {
     "live-12.1-dev-tuning": (lambda p: p.conf("synchronous_commit = off", "synchronous_commit = on"),
                              ["postgresql-product-change-config.yaml", "ConfigMap/postgresql-product-change-config",
                               "synchronous_commit (plan 12.1)", "expected off in effect, found on",
-                              "commits that do not wait for a WAL flush"]),
+                              # the flush count failed, not only warned inconclusive
+                              "live-12.1-dev-tuning (plan 12.1): expected commits that do not wait for a WAL flush"]),
     "live-14.3-metrics": (_yaml(STS, "StatefulSet", ("spec", "template", "spec", "containers", 1, "env", 0, "value"),
                                 "127.0.0.1:5433/product_change_db?sslmode=disable"),
                           [STS, "StatefulSet/postgresql-product-change", "containers[postgres-exporter] pg_up",
@@ -206,6 +213,21 @@ def test_live_check_fails_on_a_broken_server(tmp_path, check_id):
     text = "\n".join(result.lines())
     assert f"{check_id} (plan {result.section})" in text
     for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["fsync", "full_page_writes"])
+def test_a_server_running_the_plans_text_where_we_deviate_fails_the_settings(tmp_path, setting):
+    """fsync and full_page_writes are ours, on (docs/deviations.md #12): a ConfigMap with the
+    plan's off makes a server live-4-settings fails, naming the figure's value and what ran."""
+    project = ProjectCopy(tmp_path)
+    project.conf(f"{setting} = on", f"{setting} = off")
+    (result,) = run_live(manifests.load(project.manifests), "native", only={"live-4-settings"})
+    assert result.status is Status.FAILED, f"{result.status}: {result.message}"
+    text = "\n".join(result.lines())
+    for fragment in ["postgresql-product-change-config.yaml", "pg_settings", f"{setting} (plan 12.1)",
+                     "live-4-settings (plan 4)", "expected on", "found off"]:
         assert fragment in text, f"{fragment!r} not in:\n{text}"
 
 
@@ -333,10 +355,12 @@ def test_run_command_reports_and_exits_0(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--target", "native", "--format", "json",
                            "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    checks = {c["id"]: c["status"] for c in json.loads(out.read_text())["checks"]}
+    reported = json.loads(out.read_text())["checks"]
+    checks = {c["id"]: c["status"] for c in reported}
     # The dev tuning's throughput is judged only where its rounds decide; on a busy machine it
-    # is inconclusive, a warning (its deterministic parts fail, never warn): as tests/test_majors.py.
-    if checks.get("live-12.1-dev-tuning") == "warned":
+    # is inconclusive, a warning: then only throughput may have warned (passed() above).
+    tuning = next(c for c in reported if c["id"] == "live-12.1-dev-tuning")
+    if tuning["status"] == "warned" and all(f["path"] == NOISY for f in tuning["findings"]):
         checks["live-12.1-dev-tuning"] = "passed"
     assert {cid: checks[cid] for cid in LIVE_IDS} == {cid: "passed" for cid in LIVE_IDS}
     assert {cid: checks[cid] for cid in KUBE_IDS} == {cid: "skipped" for cid in KUBE_IDS}

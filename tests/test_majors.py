@@ -37,7 +37,8 @@ def outcome(results) -> dict[str, str]:
 
     out = {}
     for r in results:
-        if r.status is Status.WARNED and all(isinstance(f, Inconclusive) for f in r.findings):
+        if r.status is Status.WARNED and all(isinstance(f, Inconclusive) and f.path == "throughput (plan 12.1)"
+                                             for f in r.findings):
             out[r.check_id] = "passed"
         elif r.status is Status.SKIPPED:
             out[r.check_id] = f"skipped: {r.message}"

@@ -46,7 +46,7 @@ FULL = Options(rounds=5, duration=20, clients=4, scale=8, fsync_seconds=2)
 QUICK = Options(rounds=3, duration=3, clients=2, scale=4, fsync_seconds=1)
 # The live check's short form: the durable baseline and the ConfigMap's configuration, interleaved
 # over three 1-second rounds (6 s of load). What does not depend on the machine's speed
-# (settings in effect, WAL flushes and full-page images per transaction) decides; throughput decides only
+# (settings in effect, WAL flushes per transaction) decides; throughput decides only
 # where its interval over the rounds lies wholly on one side of the threshold, and warns when
 # it does not (tuning_checks.py). bench measures the gains themselves.
 CHECK = Options(rounds=3, duration=1, clients=2, scale=2, fsync_seconds=0, workloads=("tpcb-like",),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from conformance.errors import EnvironmentProblem
+from conformance.errors import EnvironmentProblem, one_line
 
 LOCK = "postmaster.pid"
 
@@ -68,7 +68,7 @@ def drill(target, progress=lambda m: None) -> list[PidTrial]:
                 target.start_server()
                 trial.came_back = _answers(target)
             except (EnvironmentProblem, psycopg.Error) as exc:
-                trial.details.append(" ".join(str(exc).split())[:300])
+                trial.details.append(one_line(exc, 300))
             trial.seconds = time.monotonic() - start
         finally:
             if live is not None:

@@ -14,7 +14,7 @@ from conformance.bench.configs import Config, apply
 from conformance.drills import runner, verify, vm
 from conformance.drills.load import Load
 from conformance.drills.runner import POWER_CUT, Plan, Trial
-from conformance.errors import EnvironmentProblem
+from conformance.errors import EnvironmentProblem, one_line
 from conformance.pg import ports
 from conformance.targets.base import account
 from conformance.targets.waiting import NotYet, wait_until
@@ -156,7 +156,7 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
                 trial.lock_cleared = runner.cleared(machine.log())
             except ServerStopped as exc:  # needs a person: a pod would crash-loop the same way
                 trial.recovered = False
-                trial.details.append(' '.join(str(exc).split())[:300])
+                trial.details.append(one_line(exc, 300))
                 # The server refused its own data (no valid checkpoint, a damaged page...): that
                 # is damage, not only down time; a restore or pg_resetwal is what brings it back.
                 trial.corrupt = "PANIC:" in str(exc)
@@ -164,7 +164,7 @@ def power_cuts(manifests, config: Config, plan: Plan, rng, pg_amcheck, progress)
                 # The VM died or booted slower than its timeout (under emulation on a busy machine,
                 # while the startupProbe allows longer): the harness failed, not the server. The
                 # trial is not judged (the run fails), and the next starts from an intact disk.
-                trial.failed = " ".join(str(exc).split())[:300]
+                trial.failed = one_line(exc, 300)
             if trial.recovered and not trial.failed:
                 damage = verify.inspect(_conninfo(manifests, machine.port), acked, fault_at, pg_amcheck)
                 trial.acked, trial.lost, trial.lost_ms = len(acked), len(damage.lost), damage.lost_ms

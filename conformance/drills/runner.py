@@ -17,7 +17,7 @@ from conformance.bench.configs import Config, apply, configurations
 from conformance.drills import verify
 from conformance.drills.load import Load
 from conformance.drills.names import CONFIGS, TRIAL_NAMES
-from conformance.errors import EnvironmentProblem
+from conformance.errors import EnvironmentProblem, one_line
 from conformance.plan import SCHEMA_BREAKER_ROWS, SCHEMA_TABLES, figure
 
 PROCESS_KILL, POWER_CUT, INIT_KILL, BACKUP_KILL = (TRIAL_NAMES[n] for n in (
@@ -94,7 +94,7 @@ def process_kills(target, config: Config, plan: Plan, rng: random.Random, pg_amc
         try:
             target.start_server(new_pod=False)  # the kubelet restarts the container: no init container
         except Exception as exc:  # the finding is that it did not come back
-            trial.recovered, trial.details = False, [f"did not start: {' '.join(str(exc).split())[:200]}"]
+            trial.recovered, trial.details = False, [f"did not start: {one_line(exc, 200)}"]
             trials.append(trial)
             break
         trial.recovery_s = time.monotonic() - start

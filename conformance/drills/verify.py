@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 
 from conformance.drills.load import PREFIX, ROW_DIGEST, SCHEMA, Acked
+from conformance.errors import one_line
 
 
 @dataclass
@@ -33,7 +34,7 @@ def inspect(conninfo: dict, acked: list[Acked], fault_at: float, pg_amcheck: Pat
             rows = dict(conn.execute(f"SELECT request_id, {ROW_DIGEST} FROM {SCHEMA}.pc_product_change_history "
                                      "WHERE request_id LIKE %s", (PREFIX + "%",)).fetchall())
     except psycopg.Error as exc:
-        damage.error = " ".join(str(exc).split())[:300]
+        damage.error = one_line(exc, 300)
         return damage
     lost = [a for a in acked if a.request_id not in rows]
     damage.lost = [a.request_id for a in lost]

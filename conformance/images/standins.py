@@ -69,12 +69,6 @@ def standin_name(image: str) -> str:
     return f"{REPOSITORY}/{image.rsplit('/', 1)[-1].split('@')[0]}"
 
 
-def tag_of(image: str) -> str:
-    from conformance.workload import image_tag
-
-    return image_tag(image)
-
-
 @dataclass(frozen=True)
 class Recipe:
     image: str          # the name the manifests use

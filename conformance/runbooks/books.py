@@ -22,6 +22,11 @@ WAIT_MARGIN = 60
 ROLLOUT_MARGIN = 300
 
 
+def gone_seconds(f: Facts) -> int:
+    """How long to wait for the database pod to be gone: its clean shutdown, then the margin."""
+    return f.grace_seconds + WAIT_MARGIN
+
+
 def rollout(f: Facts) -> str:
     return f'kubectl -n "$ns" rollout status "statefulset/$statefulset" --timeout={f.startup_seconds + ROLLOUT_MARGIN}s'
 
@@ -97,7 +102,7 @@ def dump(f: Facts, job: str, why: str, into: str = "dump") -> Step:
 
 
 def remove_statefulset(f: Facts, what: str) -> Step:
-    wait = f.grace_seconds + 60
+    wait = gone_seconds(f)
     return Step(
         f"Remove the StatefulSet of {what}",
         "Its claims stay (persistentVolumeClaimRetentionPolicy: Retain): the data disk is kept for a rollback. "
@@ -298,7 +303,7 @@ def node_crash_runbook(root: Path, major: int) -> Runbook:
              "Nothing may run on the data directory while it is repaired; the disk (ReadWriteOnce) must be free "
              "before another pod can mount it (else: Multi-Attach error).",
              ('kubectl -n "$ns" scale statefulset "$statefulset" --replicas=0',
-              f'kubectl -n "$ns" wait --for=delete "pod/$pod" --timeout={f.grace_seconds + 60}s'),
+              f'kubectl -n "$ns" wait --for=delete "pod/$pod" --timeout={gone_seconds(f)}s'),
              "cluster", confirm=f"stop {f.statefulset} (the database is down until the last step)"),
         Step("Remove the stale postmaster.pid with a one-off pod",
              "A pod with the StatefulSet's own image, user and security context mounts the data claim and removes "
@@ -363,7 +368,7 @@ def snapshot_runbook(root: Path, major: int) -> Runbook:
              "with plan 12.1's fsync and full_page_writes off, which the manifests do not ship, torn pages no "
              "recovery repairs could be). Stopped, the disk holds a clean shutdown with every commit.",
              ('kubectl -n "$ns" scale statefulset "$statefulset" --replicas=0',
-              f'kubectl -n "$ns" wait --for=delete "pod/$pod" --timeout={f.grace_seconds + 60}s'),
+              f'kubectl -n "$ns" wait --for=delete "pod/$pod" --timeout={gone_seconds(f)}s'),
              "cluster", confirm=f"stop {f.statefulset} for the snapshot (a few minutes' downtime)"),
         Step("Snapshot the data disk", "The disk behind the data claim, found through its volume.",
              ('disk=$(kubectl get pv "$(kubectl -n "$ns" get pvc "$data_claim" -o jsonpath=\'{.spec.volumeName}\')" '

@@ -27,7 +27,6 @@ class Facts:
     data_claim: str  # the PersistentVolumeClaim the StatefulSet made for its pod
     pgdata: str
     data_mount: str
-    run_as: str  # uid:gid of the database container
     grace_seconds: int
     schema_job: str
     backup_cronjob: str
@@ -123,7 +122,6 @@ def read(root: Path, major: int) -> Facts:
             data_claim=f"{claim_template}-{sts.name}-0",
             pgdata=db.env.get("PGDATA", ""),
             data_mount=mount.path,
-            run_as=f"{context.get('runAsUser')}:{context.get('runAsGroup')}",
             grace_seconds=int(workload.pod_spec(sts).get("terminationGracePeriodSeconds") or 30),
             schema_job=figure("schema-job").expected,
             backup_cronjob=backup.owner.name,

@@ -28,17 +28,20 @@ def _conf_finding(ctx, name: str, expected: str, found: str | None):
     return finding
 
 
+def _ours_note(name: str, expected: str) -> str:
+    """Where the value is ours, not the plan's: why the plan's own value is refused, said where a
+    user would look for it."""
+    if name in CONF_DEVIATIONS and expected != POSTGRESQL_CONF[name][1]:
+        return f" (ours; the plan's {POSTGRESQL_CONF[name][1]}: docs/deviations.md `{CONF_DEVIATIONS[name]}`)"
+    return ""
+
+
 def _value_check(check_id: str, section: str, name: str, value_of, checklist=()):
     """value_of() gives the value the ConfigMap must set, read when the check runs (the plan's,
     or ours where docs/deviations.md records why)."""
     def check(ctx):
         expected = value_of()
-        if name in CONF_DEVIATIONS and expected != POSTGRESQL_CONF[name][1]:
-            # Say why the plan's own value is refused, where a user would look for it.
-            expected_shown = (f"{expected} (ours; the plan's {POSTGRESQL_CONF[name][1]}: docs/deviations.md "
-                              f"`{CONF_DEVIATIONS[name]}`)")
-        else:
-            expected_shown = expected
+        expected_shown = expected + _ours_note(name, expected)
         if ctx.conf_text is None:
             yield ctx.finding(ctx.config_map, KEY, f"ConfigMap {figure('config-configmap').expected} with postgresql.conf",
                               "none")
@@ -54,10 +57,8 @@ def _value_check(check_id: str, section: str, name: str, value_of, checklist=())
             return
         if not same:
             yield _conf_finding(ctx, name, expected_shown, setting.raw)
-    title = f"postgresql.conf {name} = {value_of()}"
-    if name in CONF_DEVIATIONS and value_of() != POSTGRESQL_CONF[name][1]:
-        title += f" (plan: {POSTGRESQL_CONF[name][1]}; docs/deviations.md `{CONF_DEVIATIONS[name]}`)"
-    add_static(Check(check_id, section, title, check, tuple(checklist), "static"))
+    add_static(Check(check_id, section, f"postgresql.conf {name} = {value_of()}{_ours_note(name, value_of())}", check,
+                     tuple(checklist), "static"))
 
 
 for _name, (_section, _value) in POSTGRESQL_CONF.items():

@@ -27,13 +27,15 @@ def _script(c: workload.Container) -> str:
 def _removals(script: str, pgdata: str) -> tuple[bool, list[str]]:
     """(whether an rm removes PGDATA's lock, the operands of every removal that is not it). An
     operand is a literal path or a variable the script sets; the lock is $PGDATA/postmaster.pid
-    (or PGDATA's value spelled out). find -delete, unlink and mv remove files too."""
+    (or PGDATA's value spelled out). rm and unlink remove it; mv and find -delete remove files
+    too, never counted as the lock's removal."""
     assigned = {m.group(1): m.group(2).strip("\"'") for m in re.finditer(r"^\s*(\w+)=(\S+)", script, re.M)}
     lock_paths = {f"$PGDATA/{LOCK}", f"${{PGDATA}}/{LOCK}", f"{pgdata}/{LOCK}"}
     removes_lock, others = False, []
     starts = r"(?:^|[;&|({]|\bthen|\bdo|\belse)\s*"
-    for m in re.finditer(starts + r"rm\s+([^\n;&|)}]*)", script, re.M):
-        for word in m.group(1).split():
+    # rm and unlink remove their operands: the lock, or something else.
+    for m in re.finditer(starts + r"(rm|unlink)\s+([^\n;&|)}]*)", script, re.M):
+        for word in m.group(2).split():
             if word.startswith("-"):
                 continue
             bare = word.strip("\"'")
@@ -42,8 +44,9 @@ def _removals(script: str, pgdata: str) -> tuple[bool, list[str]]:
             if value in lock_paths:
                 removes_lock = True
             else:
-                others.append(f"rm {word}")
-    for m in re.finditer(starts + r"((?:unlink|mv)\s+[^\n;&|)}]*|find\s+[^\n;&|)}]*-delete)", script, re.M):
+                others.append(f"{m.group(1)} {word}")
+    # mv and find -delete take files away too, and never only the lock.
+    for m in re.finditer(starts + r"(mv\s+[^\n;&|)}]*|find\s+[^\n;&|)}]*-delete)", script, re.M):
         others.append(m.group(1).strip())
     return removes_lock, others
 

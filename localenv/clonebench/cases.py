@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from conformance.drills.load import _request
+from conformance.errors import one_line
 
 BODY = "one request of the service's write path (live/statements.py) and a count"
 
@@ -89,11 +90,15 @@ class PytestPostgresql:
     def take(self) -> Taken:
         dbname = f"pc_bench_ppg_{secrets.token_hex(4)}"
         janitor = self._janitor(**self.base, dbname=dbname, template_dbname=self.template)
+        made = False
         try:
             janitor.init()
+            made = True
             conn = psycopg.connect(dbname=dbname, **self.base)
         except psycopg.Error as exc:  # its frames' arguments hold the password: not in pytest's output
-            raise RuntimeError(f"pytest-postgresql's way failed: {' '.join(str(exc).split())}") from None
+            if made:
+                janitor.drop()  # the database was made; the connection to it failed
+            raise RuntimeError(f"pytest-postgresql's way failed: {one_line(exc)}") from None
         return Taken(conn, janitor)
 
     def give_back(self, taken: Taken) -> None:
@@ -119,8 +124,8 @@ class FreshServer:
         from localenv.server import memory_scratch
 
         fresh = NativeTarget(self.manifests, scratch=memory_scratch())
-        fresh.start()
         try:
+            fresh.start()  # in the try: a start that fails half-way leaves no server or folder
             apply_schema(fresh)
             conn = psycopg.connect(**fresh.conninfo("app"))
         except BaseException:

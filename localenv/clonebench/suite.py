@@ -4,6 +4,7 @@ process at 1 and at 2 workers, with our fixture or with pytest-postgresql's."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -62,8 +63,10 @@ def load_schema(host, port, user, dbname, password, **_):
         raise RuntimeError(f"the init script failed on {dbname}: {proc.stderr[-300:]}")
 
 
-def run(kind: str, tests: int, workers: int, folder: Path, env: dict) -> float:
-    """Seconds for the whole pytest run (collection, server, every test, teardown)."""
+def run(kind: str, tests: int, workers: int, folder: Path, env: dict) -> tuple[float, int]:
+    """Seconds for the whole pytest run (collection, server, every test, teardown), and how
+    many tests passed; RuntimeError when it failed or passed fewer than `tests` (a suite of
+    skips measures nothing)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = (OURS if kind == "ours" else THEIRS).replace("{n}", str(tests))
     (folder / f"test_{kind}.py").write_text(text)
@@ -77,4 +80,8 @@ def run(kind: str, tests: int, workers: int, folder: Path, env: dict) -> float:
         (folder / "failed.log").write_text(proc.stdout + proc.stderr)
         tail = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(("E ", "FAILED", "ERROR"))]
         raise RuntimeError(f"the {kind} suite failed (its output: {folder / 'failed.log'}): {' | '.join(tail[-3:])}")
-    return seconds
+    passed = re.search(r"(\d+) passed", proc.stdout)
+    if passed is None or int(passed.group(1)) != tests:
+        raise RuntimeError(f"the {kind} suite passed {passed.group(1) if passed else 'no'} of {tests} tests: "
+                           f"{proc.stdout.strip().splitlines()[-1:]}")
+    return seconds, int(passed.group(1))
